@@ -1,0 +1,106 @@
+"""Settings, read once from ``PARCOURS_*`` environment variables into one typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/parcours.db"
+
+
+class ConfigError(ValueError):
+    """A ``PARCOURS_*`` variable holds a value we cannot use; the message names it."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a valid boolean (use true or false)")
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the platform. See docs/operations.md for the reference."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    admin_token: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    production: bool = False
+    log_level: str = "INFO"
+    log_json: bool = True
+    sqlite_synchronous: str = "FULL"
+    page_size_default: int = 20
+    page_size_max: int = 1000
+    outbox_workers: int = 1
+    outbox_poll_seconds: float = 0.2
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a ``sqlite:///`` URL, or None for memory/PostgreSQL."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split("///", 1)[-1].split("?", 1)[0]
+        return None if path in {"", ":memory:"} else Path(path)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the environment; a bad value stops with the variable's name."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        return env.get(f"PARCOURS_{name}")
+
+    kwargs: dict[str, object] = {}
+    if (url := get("DATABASE_URL")) is not None:
+        if not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ConfigError(
+                f"PARCOURS_DATABASE_URL={url.split('@')[-1]!r} is not supported: "
+                "use sqlite:///path/to/file.db or postgresql://user@host/db"
+            )
+        kwargs["database_url"] = url
+    if (token := get("ADMIN_TOKEN")) is not None:
+        if token and len(token) < 16:
+            raise ConfigError("PARCOURS_ADMIN_TOKEN must be at least 16 characters long")
+        kwargs["admin_token"] = token or None
+    if (base := get("BASE_URL")) is not None:
+        kwargs["base_url"] = base.rstrip("/")
+    if (prod := get("PRODUCTION")) is not None:
+        kwargs["production"] = _bool("PARCOURS_PRODUCTION", prod)
+    if (level := get("LOG_LEVEL")) is not None:
+        if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(f"PARCOURS_LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING or ERROR")
+        kwargs["log_level"] = level.upper()
+    if (log_json := get("LOG_JSON")) is not None:
+        kwargs["log_json"] = _bool("PARCOURS_LOG_JSON", log_json)
+    if (sync := get("SQLITE_SYNCHRONOUS")) is not None:
+        if sync.upper() not in {"FULL", "NORMAL", "EXTRA"}:
+            raise ConfigError(f"PARCOURS_SQLITE_SYNCHRONOUS={sync!r}: use FULL, EXTRA or NORMAL")
+        kwargs["sqlite_synchronous"] = sync.upper()
+    if (size := get("PAGE_SIZE_DEFAULT")) is not None:
+        kwargs["page_size_default"] = _int("PARCOURS_PAGE_SIZE_DEFAULT", size, 1)
+    if (size := get("PAGE_SIZE_MAX")) is not None:
+        kwargs["page_size_max"] = _int("PARCOURS_PAGE_SIZE_MAX", size, 1)
+    if (workers := get("OUTBOX_WORKERS")) is not None:
+        kwargs["outbox_workers"] = _int("PARCOURS_OUTBOX_WORKERS", workers, 0)
+    return Settings(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,407 @@
+"""The repository: the only way resources are read and written.
+
+``Store`` owns the engine and the plug-ins (validator, indexer); ``store.begin()`` opens a
+``Transaction`` that carries every primitive (create, read, vread, update, delete, history,
+search) on one database transaction, so a FHIR transaction Bundle, an HL7 message or a merge is
+all-or-nothing. Every write stores a new version, rewrites the resource's index rows and appends
+an outbox event in that same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from parcours.errors import Conflict, Gone, InvalidResource, NotFound, Unavailable, VersionConflict
+from parcours.store.clock import instant, now_ms
+from parcours.store.engine import Dialect
+from parcours.store.schema import INDEX_TABLES, outbox, resource, resource_version
+
+__all__ = [
+    "HistoryEntry",
+    "Indexer",
+    "Resource",
+    "Store",
+    "Transaction",
+    "Validator",
+    "WriteResult",
+]
+
+Resource = dict[str, Any]
+# Index rows per parameter type ("token", "string", ...); each row maps column -> value,
+# without resource_pk / res_type, which the repository fills in.
+IndexRows = Mapping[str, Sequence[Mapping[str, Any]]]
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
+
+
+# Raises ``InvalidResource`` (with located issues) if the resource is not acceptable.
+Validator = Callable[[Resource], None]
+# Every searchable value of the resource, by parameter type.
+Indexer = Callable[[Resource], IndexRows]
+
+
+def _no_index(_resource: Resource) -> IndexRows:
+    return {}
+
+
+def _no_validation(_resource: Resource) -> None:
+    return None
+
+
+def check_id(logical_id: str) -> None:
+    if not (1 <= len(logical_id) <= 64) or not set(logical_id) <= _ID_CHARS:
+        raise InvalidResource(
+            f"id {logical_id[:80]!r} is not a valid FHIR id "
+            "(1 to 64 characters among A-Z a-z 0-9 - .)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    resource: Resource
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    type: str
+    id: str
+    version_id: int
+    last_updated: int
+    method: str
+    resource: Resource | None
+
+
+class Store:
+    """The database plus the plug-ins every write goes through."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        validator: Validator = _no_validation,
+        indexer: Indexer = _no_index,
+    ) -> None:
+        self.engine = engine
+        self.dialect = Dialect(engine.dialect.name)
+        self.validator = validator
+        self.indexer = indexer
+        # Extra services (search engine, listeners) attach here at wiring time.
+        self.on_commit: list[Callable[[], None]] = []
+
+    @contextmanager
+    def begin(self, *, readonly: bool = False) -> Iterator[Transaction]:
+        """One database transaction; committed when the block exits without an exception."""
+        try:
+            conn = self.engine.connect()
+        except OperationalError as exc:
+            raise Unavailable("the database cannot be reached; retry later") from exc
+        try:
+            conn.info["readonly"] = readonly
+            with conn.begin():
+                yield Transaction(self, conn)
+        except OperationalError as exc:
+            raise Unavailable(f"database error, nothing was written: {exc.orig}") from exc
+        finally:
+            conn.close()
+        if not readonly:
+            for callback in self.on_commit:
+                callback()
+
+    # Convenience for single-call use; each opens and commits its own transaction.
+    def create(self, res: Resource) -> Resource:
+        with self.begin() as tx:
+            return tx.create(res)
+
+    def read(self, res_type: str, res_id: str) -> Resource:
+        with self.begin(readonly=True) as tx:
+            return tx.read(res_type, res_id)
+
+    def update(self, res: Resource, *, if_match: int | None = None) -> WriteResult:
+        with self.begin() as tx:
+            return tx.update(res, if_match=if_match)
+
+    def delete(self, res_type: str, res_id: str) -> int | None:
+        with self.begin() as tx:
+            deleted: int | None = tx.delete(res_type, res_id)
+        return deleted
+
+
+class Transaction:
+    """The repository primitives, bound to one open database transaction."""
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        self.store = store
+        self.conn = conn
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def _current(self, res_type: str, res_id: str, *, lock: bool = False) -> Any:
+        stmt = select(
+            resource.c.pk, resource.c.version_id, resource.c.deleted, resource.c.content
+        ).where(resource.c.type == res_type, resource.c.id == res_id)
+        if lock and self.store.dialect.is_postgres:
+            stmt = stmt.with_for_update()
+        return self.conn.execute(stmt).first()
+
+    def read(self, res_type: str, res_id: str) -> Resource:
+        row = self._current(res_type, res_id)
+        if row is None:
+            raise NotFound(f"{res_type}/{res_id[:64]} is not known")
+        if row.deleted:
+            raise Gone(f"{res_type}/{res_id[:64]} was deleted (version {row.version_id})")
+        content: Resource = row.content
+        return content
+
+    def exists(self, res_type: str, res_id: str) -> bool:
+        row = self._current(res_type, res_id)
+        return row is not None and not row.deleted
+
+    def vread(self, res_type: str, res_id: str, version_id: int) -> Resource:
+        row = self.conn.execute(
+            select(resource_version.c.deleted, resource_version.c.content).where(
+                resource_version.c.type == res_type,
+                resource_version.c.id == res_id,
+                resource_version.c.version_id == version_id,
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"{res_type}/{res_id[:64]} has no version {version_id}")
+        if row.deleted:
+            raise Gone(f"version {version_id} of {res_type}/{res_id[:64]} is a deletion")
+        content: Resource = row.content
+        return content
+
+    def history(
+        self,
+        res_type: str | None = None,
+        res_id: str | None = None,
+        *,
+        since_ms: int | None = None,
+        at_most_ms: int | None = None,
+        offset: int = 0,
+        count: int = 20,
+    ) -> tuple[list[HistoryEntry], int]:
+        """Versions, newest first, and their total count."""
+        conds = []
+        if res_type is not None:
+            conds.append(resource_version.c.type == res_type)
+        if res_id is not None:
+            conds.append(resource_version.c.id == res_id)
+        if since_ms is not None:
+            conds.append(resource_version.c.last_updated >= since_ms)
+        if at_most_ms is not None:
+            conds.append(resource_version.c.last_updated <= at_most_ms)
+        where = and_(True, *conds)
+        total = self.conn.execute(select(func.count()).select_from(resource_version).where(where))
+        rows = self.conn.execute(
+            select(resource_version)
+            .where(where)
+            .order_by(
+                resource_version.c.last_updated.desc(),
+                resource_version.c.resource_pk.desc(),
+                resource_version.c.version_id.desc(),
+            )
+            .offset(offset)
+            .limit(count)
+        )
+        entries = [
+            HistoryEntry(r.type, r.id, r.version_id, r.last_updated, r.method, r.content)
+            for r in rows
+        ]
+        return entries, int(total.scalar_one())
+
+    # ---- writes ------------------------------------------------------------------------
+
+    def create(self, res: Resource, *, res_id: str | None = None) -> Resource:
+        """Store a new resource under a server-assigned id (or ``res_id`` for update-as-create)."""
+        res_type = _resource_type(res)
+        new_id = res_id or str(uuid.uuid4())
+        check_id(new_id)
+        if self._current(res_type, new_id) is not None:
+            raise Conflict(f"{res_type}/{new_id} already exists")
+        body = self._prepare(res, res_type, new_id, 1)
+        try:
+            pk = self.conn.execute(
+                insert(resource).values(
+                    type=res_type,
+                    id=new_id,
+                    version_id=1,
+                    last_updated=body.last_updated,
+                    deleted=False,
+                    content=body.content,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        except IntegrityError as exc:
+            raise Conflict(f"{res_type}/{new_id} was created concurrently") from exc
+        self._write_version(pk, body, "create")
+        return body.content
+
+    def update(self, res: Resource, *, if_match: int | None = None) -> WriteResult:
+        """Store a new version; creates the resource when the id is unknown (update-as-create)."""
+        res_type = _resource_type(res)
+        res_id = res.get("id")
+        if not isinstance(res_id, str):
+            raise InvalidResource("an update needs the resource's id in its body", [])
+        check_id(res_id)
+        row = self._current(res_type, res_id, lock=True)
+        if row is None:
+            if if_match is not None:
+                raise VersionConflict(
+                    f"If-Match asks for version {if_match} of {res_type}/{res_id}, "
+                    "which does not exist"
+                )
+            return WriteResult(self.create(res, res_id=res_id), created=True)
+        if if_match is not None and if_match != row.version_id:
+            raise VersionConflict(
+                f"{res_type}/{res_id} is at version {row.version_id}, not {if_match}: "
+                "read it again and reapply your change"
+            )
+        if not row.deleted and _same_content(row.content, res):
+            # No-op update: FHIR servers may keep the version; we do, to avoid empty events.
+            return WriteResult(row.content, created=False)
+        version = row.version_id + 1
+        body = self._prepare(res, res_type, res_id, version)
+        result = self.conn.execute(
+            update(resource)
+            .where(resource.c.pk == row.pk, resource.c.version_id == row.version_id)
+            .values(
+                version_id=version,
+                last_updated=body.last_updated,
+                deleted=False,
+                content=body.content,
+            )
+        )
+        if result.rowcount != 1:
+            raise VersionConflict(f"{res_type}/{res_id} was changed concurrently; retry")
+        self._write_version(row.pk, body, "update")
+        return WriteResult(body.content, created=bool(row.deleted))
+
+    def delete(self, res_type: str, res_id: str) -> int | None:
+        """Logical delete; returns the deletion's version, or None if nothing was there."""
+        row = self._current(res_type, res_id, lock=True)
+        if row is None or row.deleted:
+            return None
+        version: int = row.version_id + 1
+        stamp = now_ms()
+        result = self.conn.execute(
+            update(resource)
+            .where(resource.c.pk == row.pk, resource.c.version_id == row.version_id)
+            .values(version_id=version, last_updated=stamp, deleted=True, content=None)
+        )
+        if result.rowcount != 1:
+            raise VersionConflict(f"{res_type}/{res_id} was changed concurrently; retry")
+        self.conn.execute(
+            insert(resource_version).values(
+                resource_pk=row.pk,
+                version_id=version,
+                type=res_type,
+                id=res_id,
+                last_updated=stamp,
+                deleted=True,
+                method="delete",
+                content=None,
+            )
+        )
+        self._clear_index(row.pk)
+        self._append_event(res_type, res_id, version, "delete", stamp)
+        return version
+
+    def reindex(self, res_type: str, res_id: str) -> None:
+        """Rebuild the index rows of one resource from its stored JSON."""
+        row = self._current(res_type, res_id, lock=True)
+        if row is None or row.deleted:
+            return
+        self._clear_index(row.pk)
+        self._write_index(row.pk, res_type, row.content)
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _prepare(self, res: Resource, res_type: str, res_id: str, version: int) -> _Body:
+        stamp = now_ms()
+        content = dict(res)
+        content["id"] = res_id
+        meta = dict(content.get("meta") or {})
+        meta["versionId"] = str(version)
+        meta["lastUpdated"] = instant(stamp)
+        content["meta"] = meta
+        self.store.validator(content)
+        return _Body(res_type, res_id, version, stamp, content)
+
+    def _write_version(self, pk: int, body: _Body, method: str) -> None:
+        self.conn.execute(
+            insert(resource_version).values(
+                resource_pk=pk,
+                version_id=body.version,
+                type=body.res_type,
+                id=body.res_id,
+                last_updated=body.last_updated,
+                deleted=False,
+                method=method,
+                content=body.content,
+            )
+        )
+        if method != "create":
+            self._clear_index(pk)
+        self._write_index(pk, body.res_type, body.content)
+        self._append_event(body.res_type, body.res_id, body.version, method, body.last_updated)
+
+    def _write_index(self, pk: int, res_type: str, content: Resource) -> None:
+        for kind, rows in self.store.indexer(content).items():
+            if rows:
+                self.conn.execute(
+                    insert(INDEX_TABLES[kind]),
+                    [{**r, "resource_pk": pk, "res_type": res_type} for r in rows],
+                )
+
+    def _clear_index(self, pk: int) -> None:
+        for table in INDEX_TABLES.values():
+            self.conn.execute(delete(table).where(table.c.resource_pk == pk))
+
+    def _append_event(self, res_type: str, res_id: str, version: int, action: str, at: int) -> None:
+        self.conn.execute(
+            insert(outbox).values(
+                res_type=res_type,
+                res_id=res_id,
+                version_id=version,
+                action=action,
+                created_at=at,
+                attempts=0,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    res_type: str
+    res_id: str
+    version: int
+    last_updated: int
+    content: Resource
+
+
+def _resource_type(res: Mapping[str, Any]) -> str:
+    res_type = res.get("resourceType")
+    if not isinstance(res_type, str) or not res_type:
+        raise InvalidResource("the resource has no resourceType")
+    return res_type
+
+
+def _same_content(stored: Resource, incoming: Mapping[str, Any]) -> bool:
+    def strip(r: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(r)
+        meta = dict(out.pop("meta", None) or {})
+        meta.pop("versionId", None)
+        meta.pop("lastUpdated", None)
+        if meta:
+            out["meta"] = meta
+        return out
+
+    return strip(stored) == strip(incoming)

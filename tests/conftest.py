@@ -1,0 +1,86 @@
+"""Shared fixtures: a real database of each kind, and the external corpus.
+
+``database_url`` is parametrised over SQLite (a file in a temporary directory) and PostgreSQL
+(a fresh schema on the server of ``PARCOURS_TEST_PG_URL``, default postgres@127.0.0.1/test).
+Outside CI an unreachable PostgreSQL skips its half with a message; under ``CI=true`` it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+PG_URL = os.environ.get("PARCOURS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _pg_reachable() -> str | None:
+    try:
+        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # any failure means "not reachable" for this check
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return None
+
+
+_PG_PROBLEM: str | None | bool = False  # False: not probed yet
+
+
+def require_postgres() -> None:
+    """Skip (locally) or fail (CI) when the PostgreSQL test server is unreachable."""
+    global _PG_PROBLEM
+    if _PG_PROBLEM is False:
+        _PG_PROBLEM = _pg_reachable()
+    if _PG_PROBLEM:
+        message = f"PostgreSQL test server unreachable at {PG_URL}: {_PG_PROBLEM}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: PostgreSQL tests may not be skipped)")
+        pytest.skip(message)
+
+
+def pg_schema_url(schema: str) -> str:
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no schema yet) of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'parcours.db'}"
+        return
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield pg_schema_url(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def corpus_dir() -> Path:
+    """The shared corpus of ANS / Interop'Santé examples; skip or fail (CI) when absent."""
+    configured = os.environ.get("PARCOURS_CORPUS")
+    path = Path(configured) if configured else REPO.parent / "shared" / "corpus"
+    if not path.is_dir():
+        message = f"corpus folder not found at {path} (set PARCOURS_CORPUS)"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: the corpus is required)")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def corpus() -> Path:
+    return corpus_dir()
