@@ -1,0 +1,20 @@
+"""A synthetic, entirely fictitious Bourgogne-Franche-Comté region for demos and tests.
+
+``generate_region()`` builds it as FHIR R4 resources; ``load_demo(store)`` writes it into an
+empty database. See :mod:`parcours.demo.generator` for what is inside and where the codes
+come from, including the deliberate near-duplicate patients.
+"""
+
+from .generator import NearDuplicate, Region, build_region, generate_region, ins_key
+from .loader import DemoDatabaseNotEmpty, DemoSummary, load_demo
+
+__all__ = [
+    "DemoDatabaseNotEmpty",
+    "DemoSummary",
+    "NearDuplicate",
+    "Region",
+    "build_region",
+    "generate_region",
+    "ins_key",
+    "load_demo",
+]

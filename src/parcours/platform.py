@@ -1,0 +1,33 @@
+"""Wiring: one place that builds the store with its plug-ins from the settings.
+
+Every entry point (``parcours serve``, the outbox worker, the CLI, tests) builds its
+``Platform`` here, so the API, the HL7 listener and the workers share the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from parcours.config import Settings
+from parcours.fhir.validation import make_validator
+from parcours.store import Store, make_engine
+from parcours.store.search import SearchParameterRegistry
+
+__all__ = ["Platform", "build_platform"]
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    store: Store
+    registry: SearchParameterRegistry
+
+    def close(self) -> None:
+        self.store.engine.dispose()
+
+
+def build_platform(settings: Settings) -> Platform:
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    registry = SearchParameterRegistry.load_default()
+    store = Store(engine, validator=make_validator(settings), registry=registry)
+    return Platform(settings=settings, store=store, registry=registry)
