@@ -45,7 +45,7 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from parcours.demo import DemoNotEmpty, load_demo
+    from parcours.demo import DemoDatabaseNotEmpty, load_demo
     from parcours.platform import build_platform
     from parcours.store.schema_version import SchemaBehind, ensure_schema
 
@@ -55,7 +55,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         platform.load_custom_search_parameters()
         try:
             summary = load_demo(platform.store, seed=args.seed, patients=args.patients)
-        except DemoNotEmpty as exc:
+        except DemoDatabaseNotEmpty as exc:
             if args.if_empty:
                 print("demo: database already holds data, nothing loaded")
                 return 0

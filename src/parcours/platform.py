@@ -6,11 +6,12 @@ Every entry point (``parcours serve``, the outbox worker, the CLI, tests) builds
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from parcours.config import Settings
 from parcours.fhir.validation import make_validator
 from parcours.store import Store, make_engine
+from parcours.store.outbox import Handler
 from parcours.store.search import SearchParameterRegistry
 
 __all__ = ["Platform", "build_platform"]
@@ -21,6 +22,13 @@ class Platform:
     settings: Settings
     store: Store
     registry: SearchParameterRegistry
+    # Outbox reactors (notifications, pathway rules…) register here; one dispatcher runs them.
+    handlers: list[Handler] = field(default_factory=list)
+
+    def load_custom_search_parameters(self) -> int:
+        """Make the SearchParameter resources stored in the database searchable."""
+        with self.store.begin(readonly=True) as tx:
+            return self.registry.load_custom(tx)
 
     def close(self) -> None:
         self.store.engine.dispose()

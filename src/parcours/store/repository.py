@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -22,6 +22,10 @@ from parcours.errors import Conflict, Gone, InvalidResource, NotFound, Unavailab
 from parcours.store.clock import instant, now_ms
 from parcours.store.engine import Dialect
 from parcours.store.schema import INDEX_TABLES, outbox, resource, resource_version
+
+if TYPE_CHECKING:
+    from parcours.store.search import SearchParameterRegistry, SearchRequest, SearchResult
+    from parcours.store.search.registry import SearchParam
 
 __all__ = [
     "HistoryEntry",
@@ -87,11 +91,17 @@ class Store:
         engine: Engine,
         *,
         validator: Validator = _no_validation,
-        indexer: Indexer = _no_index,
+        indexer: Indexer | None = None,
+        registry: SearchParameterRegistry | None = None,
     ) -> None:
         self.engine = engine
         self.dialect = Dialect(engine.dialect.name)
         self.validator = validator
+        # The registry is the search engine's view of the parameters; unless an indexer is
+        # given explicitly, it is also the indexer, so what is indexed is what is searchable.
+        self.registry = registry
+        if indexer is None:
+            indexer = registry.index if registry is not None else _no_index
         self.indexer = indexer
         # Extra services (search engine, listeners) attach here at wiring time.
         self.on_commit: list[Callable[[], None]] = []
@@ -106,11 +116,14 @@ class Store:
         try:
             conn.info["readonly"] = readonly
             with conn.begin():
-                yield Transaction(self, conn)
+                tx = Transaction(self, conn)
+                yield tx
         except OperationalError as exc:
             raise Unavailable(f"database error, nothing was written: {exc.orig}") from exc
         finally:
             conn.close()
+        for after in tx.after_commit:
+            after()
         if not readonly:
             for callback in self.on_commit:
                 callback()
@@ -140,6 +153,10 @@ class Transaction:
     def __init__(self, store: Store, conn: Connection) -> None:
         self.store = store
         self.conn = conn
+        # Run by Store.begin once this transaction has committed (never after a rollback).
+        self.after_commit: list[Callable[[], None]] = []
+        # Custom SearchParameters written in this transaction, not yet in the registry.
+        self.pending_params: dict[str, SearchParam] = {}
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -217,6 +234,12 @@ class Transaction:
             for r in rows
         ]
         return entries, int(total.scalar_one())
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        """Run a parsed search (see ``parcours.store.search``) in this transaction."""
+        from parcours.store.search import run_search
+
+        return run_search(self, request)
 
     # ---- writes ------------------------------------------------------------------------
 
@@ -311,6 +334,10 @@ class Transaction:
             )
         )
         self._clear_index(row.pk)
+        if res_type == "SearchParameter" and self.store.registry is not None:
+            from parcours.store.search.custom import on_searchparameter_delete
+
+            on_searchparameter_delete(self, self.store.registry, row.content)
         self._append_event(res_type, res_id, version, "delete", stamp)
         return version
 
@@ -336,6 +363,10 @@ class Transaction:
         return _Body(res_type, res_id, version, stamp, content)
 
     def _write_version(self, pk: int, body: _Body, method: str) -> None:
+        if body.res_type == "SearchParameter" and self.store.registry is not None:
+            from parcours.store.search.custom import on_searchparameter_write
+
+            on_searchparameter_write(self, self.store.registry, body.content)
         self.conn.execute(
             insert(resource_version).values(
                 resource_pk=pk,
@@ -354,11 +385,17 @@ class Transaction:
         self._append_event(body.res_type, body.res_id, body.version, method, body.last_updated)
 
     def _write_index(self, pk: int, res_type: str, content: Resource) -> None:
-        for kind, rows in self.store.indexer(content).items():
-            if rows:
+        index: dict[str, Sequence[Mapping[str, Any]]] = dict(self.store.indexer(content))
+        if self.pending_params and self.store.registry is not None:
+            from parcours.store.search.custom import pending_rows
+
+            for kind, extra in pending_rows(self, self.store.registry, content).items():
+                index[kind] = [*index.get(kind, ()), *extra]
+        for kind, kind_rows in index.items():
+            if kind_rows:
                 self.conn.execute(
                     insert(INDEX_TABLES[kind]),
-                    [{**r, "resource_pk": pk, "res_type": res_type} for r in rows],
+                    [{**r, "resource_pk": pk, "res_type": res_type} for r in kind_rows],
                 )
 
     def _clear_index(self, pk: int) -> None:

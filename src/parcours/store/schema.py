@@ -58,6 +58,8 @@ resource = Table(
     Column("content", Json, nullable=True),
     Index("ux_resource_type_id", "type", "id", unique=True),
     Index("ix_resource_type_updated", "type", "last_updated"),
+    # Search's default order (creation order within a type) and its keyset paging.
+    Index("ix_resource_type_pk", "type", "pk"),
 )
 
 resource_version = Table(
@@ -77,8 +79,17 @@ resource_version = Table(
 )
 
 
-def _index_table(name: str, *columns: Column[object], indexes: list[list[str]]) -> Table:
-    """An index table: which resource, which parameter, then the typed value columns."""
+def _index_table(
+    name: str,
+    *columns: Column[object],
+    indexes: list[list[str]],
+    postgresql_ops: dict[str, str] | None = None,
+) -> Table:
+    """An index table: which resource, which parameter, then the typed value columns.
+
+    Search filters read these tables as ``res_type = … AND param = … AND <value test>``, so
+    every composite index starts with (res_type, param).
+    """
     table = Table(
         name,
         metadata,
@@ -89,7 +100,11 @@ def _index_table(name: str, *columns: Column[object], indexes: list[list[str]]) 
         Index(f"ix_{name}_resource", "resource_pk"),
     )
     for cols in indexes:
-        Index(f"ix_{name}_{'_'.join(cols)}", *(table.c[c] for c in cols))
+        Index(
+            f"ix_{name}_{'_'.join(cols)}",
+            *(table.c[c] for c in cols),
+            postgresql_ops=postgresql_ops or {},
+        )
     return table
 
 
@@ -108,6 +123,9 @@ idx_string = _index_table(
     Column("value_norm", String(255), nullable=False),
     Column("value_exact", String(255), nullable=False),
     indexes=[["res_type", "param", "value_norm"]],
+    # Prefix search is LIKE 'abc%': with a non-C collation PostgreSQL needs the pattern
+    # operator class to use the index. (SQLite gets a range test instead, see search/sql.py.)
+    postgresql_ops={"value_norm": "text_pattern_ops"},
 )
 
 idx_date = _index_table(
@@ -144,7 +162,13 @@ idx_reference = _index_table(
     Column("target_id", String(64), nullable=True),
     # The reference as written when it is not a local Type/id (absolute URL, canonical).
     Column("target_url", String(1024), nullable=True),
-    indexes=[["res_type", "param", "target_id"], ["target_type", "target_id"]],
+    # (target_type, target_id, res_type, param): chains, _has and _revinclude go from a target
+    # resource to the resources that point at it through one parameter.
+    indexes=[
+        ["res_type", "param", "target_id"],
+        ["target_type", "target_id", "res_type", "param"],
+        ["res_type", "param", "target_url"],
+    ],
 )
 
 idx_uri = _index_table(
@@ -176,6 +200,19 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", BigInteger, nullable=True),
     Column("last_error", Text, nullable=True),
+    # Set when the event is parked as a dead letter (processed_at stays NULL, so the
+    # resource's later events stay blocked); cleared by a manual retry.
+    Column("dead_at", BigInteger, nullable=True),
     Index("ix_outbox_pending", "processed_at", "seq"),
     Index("ix_outbox_resource", "res_type", "res_id", "seq"),
+)
+# The dispatcher's "is an earlier event of this resource still unprocessed?" probe: only pending
+# rows, so a resource with a long processed history costs nothing.
+Index(
+    "ix_outbox_resource_pending",
+    outbox.c.res_type,
+    outbox.c.res_id,
+    outbox.c.seq,
+    sqlite_where=outbox.c.processed_at.is_(None),
+    postgresql_where=outbox.c.processed_at.is_(None),
 )

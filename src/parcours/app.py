@@ -1,0 +1,68 @@
+"""The application: the FHIR API, the operations endpoints and the web front, in one ASGI app.
+
+Each part is its own ASGI app mounted here (Starlette's composition by wrapping), so a test can
+mount only the part it exercises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from parcours.fhir import create_fhir_app, fhir_routes
+from parcours.ops import Metrics, ops_middleware, ops_routes
+from parcours.platform import Platform
+from parcours.store.outbox import Dispatcher, dispatching
+
+__all__ = ["create_app"]
+
+_HOME = """<!doctype html>
+<html lang="fr"><head><meta charset="utf-8"><title>Parcours</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main>
+<h1>Parcours — plateforme régionale de coordination des parcours</h1>
+<p>L'espace de travail des coordinateurs arrive avec la prochaine version.
+Les services disponibles :</p>
+<ul>
+<li><a href="fhir/metadata">API FHIR R4</a> (déclaration de conformité)</li>
+<li><a href="healthz">État du service</a></li>
+</ul>
+</main></body></html>"""
+
+
+async def _home(_request: Request) -> HTMLResponse:
+    return HTMLResponse(_HOME)
+
+
+def create_app(platform: Platform, *, dispatch: bool | None = None) -> Starlette:
+    """The whole application. ``dispatch`` runs the outbox in this process (default: when
+    ``PARCOURS_OUTBOX_WORKERS`` ≥ 1, the embedded SQLite set-up)."""
+    settings = platform.settings
+    metrics = Metrics(platform.store)
+    run_dispatcher = settings.outbox_workers >= 1 if dispatch is None else dispatch
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if run_dispatcher:
+                dispatcher = Dispatcher(platform.store, platform.handlers, observers=[metrics])
+                await stack.enter_async_context(
+                    dispatching(dispatcher, settings.outbox_poll_seconds)
+                )
+            yield
+
+    fhir_app = create_fhir_app(platform)
+    return Starlette(
+        routes=[
+            Route("/", _home, methods=["GET", "HEAD"]),
+            *ops_routes(platform, metrics),
+            *fhir_routes(fhir_app),
+        ],
+        middleware=ops_middleware(metrics),
+        lifespan=lifespan,
+    )

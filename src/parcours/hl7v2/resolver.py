@@ -1,0 +1,207 @@
+"""The identity seam: which stored Patient a message is about, and how a merge is done.
+
+``IdentityService`` is the one place the listener asks identity questions. The first
+implementation, :class:`LocalIdentity`, is deliberately plain (rule sheet §4.2 tiers 1-2):
+
+1. same sender IPP (system + value) -> that Patient;
+2. else the same kept INS (QUAL) -> that Patient;
+3. else a new Patient.
+
+and merges by marking the obsolete Patient inactive with ``link`` replaced-by, re-pointing
+its Encounters and its IPP cross-references to the survivor. The identity matching service
+(``parcours.identity``) will replace it with probabilistic matching, collision detection
+and a review queue without touching the rest of the listener.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from sqlalchemy import delete, insert, select, update
+
+from parcours.hl7v2.identifiers import Sender
+from parcours.hl7v2.mapping_patient import INS_OIDS
+from parcours.hl7v2.tables import hl7_xref
+from parcours.store.repository import Transaction
+
+__all__ = ["IdentityService", "LocalIdentity", "Xref"]
+
+
+class Xref:
+    """The identifier cross-reference (``hl7_xref``), inside the caller's transaction."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    def find(self, kind: str, system: str, value: str) -> tuple[str, str | None] | None:
+        row = self.tx.conn.execute(
+            select(hl7_xref.c.res_id, hl7_xref.c.patient_id)
+            .where(hl7_xref.c.kind == kind, hl7_xref.c.system == system, hl7_xref.c.value == value)
+            .order_by(hl7_xref.c.pk)
+            .limit(1)
+        ).first()
+        return (str(row.res_id), row.patient_id) if row else None
+
+    def set_patient_identifiers(
+        self, patient_id: str, identifiers: Iterable[dict[str, Any]]
+    ) -> None:
+        """Record the IPPs (added, never removed here) and the INS (replaced) of a Patient.
+
+        IPP rows are only removed by an explicit identifier change (A47) or re-pointed by a
+        merge (A40), so an obsolete IPP keeps leading to the surviving Patient.
+        """
+        conn = self.tx.conn
+        conn.execute(
+            delete(hl7_xref).where(
+                hl7_xref.c.res_type == "Patient",
+                hl7_xref.c.res_id == patient_id,
+                hl7_xref.c.kind == "ins",
+            )
+        )
+        for ident in identifiers:
+            system, value = ident.get("system"), ident.get("value")
+            if not system or not value:
+                continue
+            codes = {c.get("code") for c in (ident.get("type") or {}).get("coding", [])}
+            if "PI" in codes:
+                self.add("ipp", system, value, "Patient", patient_id, patient_id)
+            elif system in INS_OIDS and "NH" not in codes:
+                self.add("ins", system, value, "Patient", patient_id, patient_id, unique=False)
+
+    def remove(self, kind: str, system: str, value: str) -> None:
+        self.tx.conn.execute(
+            delete(hl7_xref).where(
+                hl7_xref.c.kind == kind, hl7_xref.c.system == system, hl7_xref.c.value == value
+            )
+        )
+
+    def add(
+        self,
+        kind: str,
+        system: str,
+        value: str,
+        res_type: str,
+        res_id: str,
+        patient_id: str | None,
+        *,
+        unique: bool = True,
+    ) -> None:
+        """Add a row; with ``unique`` an existing row for the same identifier is kept."""
+        existing = self.tx.conn.execute(
+            select(hl7_xref.c.res_id).where(
+                hl7_xref.c.kind == kind,
+                hl7_xref.c.system == system[:255],
+                hl7_xref.c.value == value[:255],
+                *([] if unique else [hl7_xref.c.res_id == res_id]),
+            )
+        ).first()
+        if existing is None:
+            self.tx.conn.execute(
+                insert(hl7_xref).values(
+                    kind=kind,
+                    system=system[:255],
+                    value=value[:255],
+                    res_type=res_type,
+                    res_id=res_id,
+                    patient_id=patient_id,
+                )
+            )
+
+    def encounters_of(self, patient_id: str) -> list[str]:
+        rows = self.tx.conn.execute(
+            select(hl7_xref.c.res_id)
+            .where(hl7_xref.c.res_type == "Encounter", hl7_xref.c.patient_id == patient_id)
+            .distinct()
+        )
+        return sorted(str(r.res_id) for r in rows)
+
+    def repoint(self, old_patient: str, new_patient: str) -> None:
+        """After a merge: IPPs and visits of the obsolete Patient now lead to the survivor."""
+        conn = self.tx.conn
+        conn.execute(
+            update(hl7_xref)
+            .where(hl7_xref.c.patient_id == old_patient, hl7_xref.c.res_type == "Encounter")
+            .values(patient_id=new_patient)
+        )
+        conn.execute(
+            update(hl7_xref)
+            .where(
+                hl7_xref.c.res_type == "Patient",
+                hl7_xref.c.res_id == old_patient,
+                hl7_xref.c.kind == "ipp",
+            )
+            .values(res_id=new_patient, patient_id=new_patient)
+        )
+        conn.execute(
+            delete(hl7_xref).where(
+                hl7_xref.c.res_type == "Patient",
+                hl7_xref.c.res_id == old_patient,
+                hl7_xref.c.kind == "ins",
+            )
+        )
+
+
+class IdentityService(Protocol):
+    def resolve(self, tx: Transaction, patient: dict[str, Any], sender: Sender) -> str | None:
+        """Id of the stored Patient the incoming one is, or None to create it.
+
+        Raises a ``ParcoursError`` / ``Hl7Error`` when the message must not be applied
+        (e.g. a collision the service wants a human to look at).
+        """
+        ...
+
+    def merge(self, tx: Transaction, survivor_id: str, obsolete_id: str) -> list[str]:
+        """Merge ``obsolete_id`` into ``survivor_id``; returns the references written."""
+        ...
+
+
+class LocalIdentity:
+    """Same sender IPP, else same INS, else new."""
+
+    def resolve(self, tx: Transaction, patient: dict[str, Any], sender: Sender) -> str | None:
+        xref = Xref(tx)
+        identifiers = patient.get("identifier") or []
+        for kind in ("ipp", "ins"):
+            for ident in identifiers:
+                codes = {c.get("code") for c in (ident.get("type") or {}).get("coding", [])}
+                is_kind = (
+                    "PI" in codes
+                    if kind == "ipp"
+                    else (ident.get("system") in INS_OIDS and "NH" not in codes)
+                )
+                if not is_kind:
+                    continue
+                hit = xref.find(kind, ident["system"], ident["value"])
+                if hit and tx.exists("Patient", hit[0]):
+                    return hit[0]
+        return None
+
+    def merge(self, tx: Transaction, survivor_id: str, obsolete_id: str) -> list[str]:
+        if survivor_id == obsolete_id:
+            return []
+        written: list[str] = []
+        xref = Xref(tx)
+        obsolete = tx.read("Patient", obsolete_id)
+        obsolete = dict(obsolete)
+        obsolete["active"] = False
+        links = [ln for ln in obsolete.get("link") or [] if ln.get("type") != "replaced-by"]
+        links.append({"other": {"reference": f"Patient/{survivor_id}"}, "type": "replaced-by"})
+        obsolete["link"] = links
+        tx.update(obsolete)
+        written.append(f"Patient/{obsolete_id}")
+        survivor = dict(tx.read("Patient", survivor_id))
+        s_links = list(survivor.get("link") or [])
+        ref = {"other": {"reference": f"Patient/{obsolete_id}"}, "type": "replaces"}
+        if ref not in s_links:
+            s_links.append(ref)
+            survivor["link"] = s_links
+            tx.update(survivor)
+            written.append(f"Patient/{survivor_id}")
+        for enc_id in xref.encounters_of(obsolete_id):
+            encounter = dict(tx.read("Encounter", enc_id))
+            encounter["subject"] = {"reference": f"Patient/{survivor_id}"}
+            tx.update(encounter)
+            written.append(f"Encounter/{enc_id}")
+        xref.repoint(obsolete_id, survivor_id)
+        return written

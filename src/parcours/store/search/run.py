@@ -1,0 +1,196 @@
+"""Executing a SearchRequest: matches, total, next page, then _include / _revinclude."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, and_, func, select
+
+from parcours.errors import InvalidInput
+from parcours.store.schema import idx_reference, resource
+from parcours.store.search.paging import keyset_after, order_columns
+from parcours.store.search.registry import SearchParameterRegistry
+from parcours.store.search.request import (
+    Include,
+    SearchRequest,
+    decode_cursor,
+    encode_cursor,
+    format_search,
+)
+from parcours.store.search.sql import FilterCompiler
+
+if TYPE_CHECKING:
+    from parcours.store.repository import Transaction
+
+__all__ = ["MAX_INCLUDED", "SearchResult", "run_search"]
+
+# Bounds on included resources and on :iterate rounds, so one query cannot load the database.
+MAX_INCLUDED = 1000
+MAX_ITERATE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    matches: list[dict[str, Any]]
+    included: list[dict[str, Any]]
+    total: int | None
+    # Query parameters of the next page, or None on the last page.
+    next_params: list[tuple[str, str]] | None
+
+
+def _registry(tx: Transaction) -> SearchParameterRegistry:
+    registry = getattr(tx.store, "registry", None)
+    if registry is None:
+        raise InvalidInput("this store was built without search parameters")
+    assert isinstance(registry, SearchParameterRegistry)
+    return registry
+
+
+def run_search(tx: Transaction, request: SearchRequest) -> SearchResult:
+    """Run ``request`` inside ``tx``; deleted resources never match.
+
+    ``_total``: ``accurate`` and ``estimate`` both count exactly (an estimate from the planner
+    is a later optimisation), ``none`` skips the count; when absent, the count is made.
+    """
+    registry = _registry(tx)
+    compiler = FilterCompiler(registry, tx.store.dialect.is_postgres)
+    res = resource
+    conditions = [
+        res.c.type == request.resource_type,
+        res.c.deleted.is_(False),
+        *compiler.where(res, request.resource_type, request.filters),
+    ]
+    total: int | None = None
+    if request.summary == "count" or request.total != "none":
+        total = int(
+            tx.conn.execute(select(func.count()).select_from(res).where(*conditions)).scalar_one()
+        )
+    if request.summary == "count" or request.count == 0:
+        return SearchResult([], [], total, None)
+
+    columns = order_columns(res, request.resource_type, request.sort, registry)
+    page_conditions = list(conditions)
+    if request.cursor is not None:
+        page_conditions.append(keyset_after(columns, decode_cursor(request.cursor)))
+    stmt = (
+        select(res.c.pk, res.c.content, *(c.expression for c in columns))
+        .where(*page_conditions)
+        .order_by(*(c.expression.desc() if c.descending else c.expression for c in columns))
+        .limit(request.count + 1)
+    )
+    if request.offset:
+        stmt = stmt.offset(request.offset)
+    rows = tx.conn.execute(stmt).all()
+    has_more = len(rows) > request.count
+    rows = rows[: request.count]
+    next_params = None
+    if has_more:
+        if request.offset is not None:
+            next_request = _with_offset(request, request.offset + request.count)
+        else:
+            last = rows[-1]
+            key = [_plain(v) for v in last[2:]]
+            next_request = request.with_cursor(encode_cursor(key))
+        next_params = format_search(next_request)
+    matches = [row.content for row in rows]
+    included = _includes(tx, registry, request, {row.pk: row.content for row in rows})
+    return SearchResult(matches, included, total, next_params)
+
+
+def _with_offset(request: SearchRequest, offset: int) -> SearchRequest:
+    from dataclasses import replace
+
+    return replace(request, offset=offset)
+
+
+def _plain(value: Any) -> Any:
+    # Cursor values go through JSON: keep ints, floats and strings as they are.
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float | str) or value is None:
+        return value
+    return float(value)
+
+
+def _includes(
+    tx: Transaction,
+    registry: SearchParameterRegistry,
+    request: SearchRequest,
+    matches: dict[int, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    if not matches or not (request.includes or request.revincludes):
+        return []
+    seen: set[int] = set(matches)
+    included: dict[int, dict[str, Any]] = {}
+    # First round: every include on the matches; later rounds: only :iterate ones on what the
+    # previous round added.
+    frontier = dict(matches)
+    rounds = 0
+    while frontier and len(included) < MAX_INCLUDED and rounds <= MAX_ITERATE:
+        found: dict[int, dict[str, Any]] = {}
+        for inc in request.includes:
+            if rounds == 0 or inc.iterate:
+                found.update(_forward(tx, registry, inc, list(frontier)))
+        for inc in request.revincludes:
+            if rounds == 0 or inc.iterate:
+                found.update(_reverse(tx, inc, list(frontier)))
+        frontier = {pk: content for pk, content in found.items() if pk not in seen}
+        for pk, content in frontier.items():
+            if len(included) >= MAX_INCLUDED:
+                break
+            seen.add(pk)
+            included[pk] = content
+        rounds += 1
+    return list(included.values())
+
+
+def _forward(
+    tx: Transaction, registry: SearchParameterRegistry, inc: Include, pks: list[int]
+) -> dict[int, dict[str, Any]]:
+    ref = idx_reference
+    target = resource.alias()
+    conds: list[ColumnElement[bool]] = [
+        ref.c.resource_pk.in_(pks),
+        ref.c.target_url.is_(None),
+        target.c.deleted.is_(False),
+    ]
+    if inc.source_type != "*":
+        conds.append(ref.c.res_type == inc.source_type)
+        if inc.param != "*":
+            conds.append(ref.c.param == inc.param)
+    if inc.target_type:
+        conds.append(ref.c.target_type == inc.target_type)
+    stmt = (
+        select(target.c.pk, target.c.content)
+        .join(ref, and_(target.c.type == ref.c.target_type, target.c.id == ref.c.target_id))
+        .where(*conds)
+        .limit(MAX_INCLUDED)
+    )
+    return {row.pk: row.content for row in tx.conn.execute(stmt)}
+
+
+def _reverse(tx: Transaction, inc: Include, pks: list[int]) -> dict[int, dict[str, Any]]:
+    ref = idx_reference
+    source = resource.alias()
+    matched = resource.alias()
+    conds: list[ColumnElement[bool]] = [
+        matched.c.pk.in_(pks),
+        ref.c.target_url.is_(None),
+        source.c.deleted.is_(False),
+    ]
+    if inc.source_type != "*":
+        conds.append(ref.c.res_type == inc.source_type)
+        if inc.param != "*":
+            conds.append(ref.c.param == inc.param)
+    if inc.target_type:
+        conds.append(matched.c.type == inc.target_type)
+    stmt = (
+        select(source.c.pk, source.c.content)
+        .select_from(ref)
+        .join(source, source.c.pk == ref.c.resource_pk)
+        .join(matched, and_(matched.c.type == ref.c.target_type, matched.c.id == ref.c.target_id))
+        .where(*conds)
+        .limit(MAX_INCLUDED)
+    )
+    return {row.pk: row.content for row in tx.conn.execute(stmt)}

@@ -1,0 +1,114 @@
+"""A real uvicorn server per test module and database, serving the FHIR app under /fhir.
+
+The server runs in a background thread on a free localhost port; tests talk to it over real
+HTTP (httpx, fhirpy, fhirclient). One server per module keeps the suite fast; each module gets
+a fresh database of each kind, built like ``database_url`` in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+from starlette.applications import Starlette
+
+from parcours.config import Settings
+from parcours.fhir import create_fhir_app, fhir_routes
+from parcours.platform import Platform, build_platform
+from parcours.store.schema_version import ensure_schema
+
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _root_conftest(config: pytest.Config) -> ModuleType:
+    """tests/conftest.py, to reuse its PostgreSQL helpers (a module-scoped twin of database_url)."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    module = config.pluginmanager.get_plugin(str(path))
+    assert module is not None, "tests/conftest.py is not loaded"
+    return module  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('fhir') / 'parcours.db'}"
+        return
+    root = _root_conftest(request.config)
+    root.require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(root.PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield root.pg_schema_url(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running FHIR server: its base URL and the platform behind it."""
+
+    base: str
+    platform: Platform
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base, headers=AUTH, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def start_server(database_url: str, **settings: Any) -> Generator[Server, None, None]:
+    settings.setdefault("admin_token", TOKEN)
+    platform = build_platform(Settings(database_url=database_url, **settings))
+    ensure_schema(platform.store.engine)
+    app = Starlette(routes=fhir_routes(create_fhir_app(platform)))
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield Server(f"http://127.0.0.1:{port}/fhir", platform)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        platform.close()
+
+
+@pytest.fixture(scope="module")
+def server(module_database_url: str) -> Iterator[Server]:
+    yield from start_server(module_database_url)
+
+
+@pytest.fixture(scope="module")
+def http(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
