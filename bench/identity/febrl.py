@@ -168,7 +168,7 @@ def run_splink(
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("surname"))
-    frame = linker.inference.predict(threshold_match_probability=0.5).as_pandas_dataframe()
+    frame = linker.inference.predict(threshold_match_probability=0.5).as_pandas_dataframe()  # type: ignore[no-untyped-call]
     # Orient every pair as (original, duplicate): FEBRL4 ids say which file a record is from.
     predicted = {
         (x, y) if "-org" in x else (y, x)

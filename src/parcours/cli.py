@@ -29,7 +29,7 @@ def _cmd_db(args: argparse.Namespace) -> int:
             before = current_revision(engine)
             upgrade(engine)
             after = current_revision(engine)
-            print(f"schema: {before or 'empty'} -> {after}" if before != after else f"schema: {after}")
+            print(f"schema: {before or 'empty'} -> {after}" if before != after else f"at {after}")
         elif args.db_command == "current":
             print(f"current: {current_revision(engine) or 'empty'}; head: {head_revision()}")
         elif args.db_command == "reindex":

@@ -33,7 +33,7 @@ def outbox_count(store: Store) -> int:
 
 
 def rows(store: Store) -> list[inbox.InboxRow]:
-    return inbox.list_messages(store, limit=10_000)
+    return inbox.list_messages(store, limit=10_000, with_raw=True)
 
 
 def status_of(encounter: dict[str, Any]) -> tuple[str, str]:

@@ -52,3 +52,10 @@ def test_list_show_replay_discard_purge(live: Live) -> None:
     _, [purged] = _run(live, "purge", "--older-than-days", "0")
     assert purged["purged"] == 4
     assert len(resources(live.store, "Patient")) == 2
+
+
+def test_register_with_open_store(live: Live) -> None:
+    parser = argparse.ArgumentParser(prog="parcours")
+    cli.register(parser.add_subparsers(dest="command"), open_store=lambda: live.store)
+    args = parser.parse_args(["hl7", "messages", "--stats"])
+    assert args.func(args) == 0

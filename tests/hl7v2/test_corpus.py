@@ -86,6 +86,10 @@ def test_non_pam_examples_get_unsupported_type(live: Live, corpus: Path, kind: s
 def test_corpus_admission_alone(store: Store, live: Live, corpus: Path) -> None:
     ack = live.send((corpus / "hl7v2/ansforge-hl7V2-exemples/SGL/admission.er7").read_bytes())
     assert ack.code == "AA" and ack.acked_id == "3975"
+    # ACK header: addressed back to the sender, same version and charset as the message.
+    assert ack.msh[2:6] == ["DPI", "CHU-X", "GAM", "CHU-X"]
+    assert ack.msh[8] == "ACK^A01^ACK" and ack.msh[11] == "2.5^FRA^2.11"
+    assert ack.msh[17] == "UNICODE UTF-8"
     enc = one(store, "Encounter")
     assert enc["status"] == "in-progress"
     assert enc["location"][0]["location"]["identifier"]["value"] == "6268"

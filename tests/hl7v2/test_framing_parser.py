@@ -114,3 +114,20 @@ def test_ack_modes() -> None:
     assert parsed.errors[0][2] == "PID^1^5"
     assert parsed.errors[0][3] == "101^Required field missing^HL70357"
     assert "\\F\\" in parsed.errors[0][8]
+
+
+def test_settings_from_env(tmp_path: object) -> None:
+    from parcours.hl7v2.settings import Hl7Settings
+
+    s = Hl7Settings.from_env(
+        {
+            "PARCOURS_HL7_MAX_MESSAGE_BYTES": "1000",
+            "PARCOURS_HL7_ALLOW_TEST_INS": "true",
+            "PARCOURS_HL7_TRUST_CONTRACT": "false",
+            "PARCOURS_HL7_IDLE_TIMEOUT_SECONDS": "0",
+            "PARCOURS_HL7_DEFAULT_CHARSET": "8859/1",
+        }
+    )
+    assert (s.max_message_bytes, s.allow_test_ins, s.trust_contract) == (1000, True, False)
+    assert s.idle_timeout_seconds == 0 and s.default_charset == "8859/1"
+    assert s.ssl_context() is None

@@ -7,7 +7,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parcours.hl7v2.ack import Outcome, build_responses, context_from_bytes
+from parcours.hl7v2.ack import Outcome, build_responses, context_from_bytes, context_from_message
 from parcours.hl7v2.er7 import parse
 from parcours.hl7v2.errors import Hl7Error, Problem
 from parcours.hl7v2.framing import FrameDecoder
@@ -80,3 +80,40 @@ def test_framing_any_chunking(data: bytes, cuts: list[int]) -> None:
         pos += cut
     got += [(f.data, f.oversized) for f in dec.feed(data[pos:])]
     assert got == expected
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(BASE) - 1), st.text(alphabet=ALPHABET, max_size=6)),
+        max_size=6,
+    )
+)
+def test_receiver_pipeline_always_answers(store: object, edits: list[tuple[int, str]]) -> None:
+    """Whatever arrives, the receiver answers exactly one original-mode ACK and never raises."""
+    from parcours.hl7v2.receiver import Receiver
+
+    from .messages import parse_ack
+
+    text = BASE
+    for pos, insert in edits:
+        text = text[:pos] + insert + text[pos + 1 :]
+    receiver = Receiver(store, Hl7Settings(allow_test_ins=True))  # type: ignore[arg-type]
+    responses = receiver.handle(text.encode("utf-8"))
+    try:
+        ctx = context_from_message(parse(text.encode("utf-8")))
+    except Hl7Error:
+        ctx = None
+    if ctx is not None and ctx.enhanced:
+        # Only explicit NE/ER/SU (or empty) conditions may leave a message unanswered.
+        silent_ok = {ctx.accept_ack_type, ctx.application_ack_type} <= {"", "NE", "ER", "SU"}
+        assert responses or silent_ok
+        for r in responses:
+            assert parse_ack(r).code in ("CA", "CE", "CR", "AA", "AE", "AR")
+        return
+    assert len(responses) == 1
+    assert parse_ack(responses[0]).code in ("AA", "AE", "AR")

@@ -265,3 +265,14 @@ def test_movement_errors(live: Live) -> None:
     assert ack.code == "AE" and ack.error_codes() == ["100"]
     assert resources(live.store, "Encounter") == []
     assert resources(live.store, "Patient") == []  # never a partial write
+
+
+def test_unit_from_pv1_3_when_zbe_has_none(live: Live) -> None:
+    msg = Pam("A01", "C1", uf="4099").render()
+    zbe = next(line for line in msg.split("\r") if line.startswith("ZBE"))
+    fields = zbe.split("|")
+    fields[7] = fields[8] = ""
+    msg = msg.replace(zbe, "|".join(fields))
+    send_all(live, Pam("A28", "C0"))
+    assert live.send(msg).code == "AA"
+    assert units(enc(live)) == [("4099", "active")]

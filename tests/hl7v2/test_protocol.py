@@ -233,3 +233,39 @@ def test_tls(store: Store, tmp_path: Path) -> None:
             assert c.send(Pam("A28", "S1").render()).code == "AA"
     finally:
         srv.stop()
+
+
+def test_missing_trigger_is_rejected(live: Live) -> None:
+    ack = live.send(Pam("A28", "N1").render().replace("ADT^A28^ADT_A05", "ADT"))
+    assert ack.code == "AR" and ack.error_locations() == ["MSH^1^9^1^2"]
+
+
+def test_platform_object_and_serve_mllp(store: Store) -> None:
+    import asyncio
+    import types
+
+    from parcours.hl7v2 import MllpServer, serve_mllp
+
+    platform = types.SimpleNamespace(store=store)
+    server = MllpServer(platform, "127.0.0.1", 0, settings=TEST_SETTINGS)
+    assert server.receiver.store is store
+
+    async def run_briefly() -> None:
+        task = asyncio.create_task(serve_mllp(platform, "127.0.0.1", 0, settings=TEST_SETTINGS))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_briefly())
+    with pytest.raises(TypeError):
+        MllpServer(object(), "127.0.0.1", 0)
+
+
+def test_resend_with_new_msh7_is_still_a_resend(live: Live) -> None:
+    msg = Pam("A28", "R7").render()
+    assert live.send(msg).code == "AA"
+    restamped = msg.replace("|20250301140000||ADT", "|20250301140500||ADT", 1)
+    assert restamped != msg
+    assert live.send(restamped.replace("\r", "\n")).code == "AA"
+    assert [r.status for r in rows(live.store)] == ["applied"]

@@ -316,3 +316,19 @@ def test_invalid_old_and_test_ins_are_never_exposed() -> None:
     test_ins = make_patient(ins_type="INS-NIR-TEST", ins_system="urn:oid:1.2.250.1.213.1.4.10")
     assert exposable_identifiers(test_ins) == []
     assert len(exposable_identifiers(test_ins, allow_test_ins=True)) == 1
+
+
+def test_carte_vitale_app_records_its_mode() -> None:
+    step = apply(PROV, Trigger.CARTE_VITALE_APP, at=AT, who=WHO, why="QR code")
+    assert (step.record.collection_method, step.record.validation_mode) == ("AV", "AV")
+    recup = apply(PROV, Trigger.CARTE_VITALE_APP, at=AT, who=WHO, why="x", to=Status.RECUP)
+    assert recup.state.validation_mode is None
+
+
+def test_fr_core_2_1_export_drops_modes_outside_its_required_binding() -> None:
+    state = IdentityState(status=Status.VALI, validation_mode="eCN", validated_on=date(2026, 1, 1))
+    out = write_reliability(make_patient(ins=None), state, coding=StatusCoding.FR_CORE_2_1)
+    urls = [sub["url"] for sub in out["extension"][0]["extension"]]
+    assert urls == ["identityStatus", "validationDate"]
+    rniv = write_reliability(make_patient(ins=None), state)
+    assert [sub["url"] for sub in rniv["extension"][0]["extension"]][-1] == "validationMode"

@@ -107,13 +107,13 @@ class Outcome:
 
 
 def _wanted(condition: str, success: bool) -> bool:
-    if condition == "AL":
-        return True
+    if condition in ("", "NE"):
+        return False  # never, or empty next to a valued field
     if condition == "ER":
         return not success
     if condition == "SU":
         return success
-    return False  # NE, or empty next to a valued field
+    return True  # AL, and any value outside table 0155: when in doubt, answer
 
 
 def build_responses(

@@ -1,12 +1,12 @@
 """``parcours hl7 …`` sub-commands, as functions over parsed arguments.
 
-Wiring (in ``parcours.cli``)::
+Wiring (in ``parcours.cli.build_parser``)::
 
     from parcours.hl7v2 import cli as hl7_cli
-    hl7_cli.register(subparsers)            # adds "hl7" with its sub-commands
-    ...
-    if args.command == "hl7":
-        return hl7_cli.run(args, platform.store)
+    hl7_cli.register(sub, open_store=lambda: build_platform(_settings()).store)
+
+which sets ``func`` like the other commands (the store's engine is disposed afterwards);
+or call ``hl7_cli.run(args, store)`` yourself.
 
 Output is JSON lines (one per message) so it can be piped to ``jq``; it never contains the
 message text unless ``show --raw`` is asked for explicitly.
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
@@ -40,8 +42,22 @@ def _add_filter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until", help="ISO date/time (UTC)")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    open_store: Callable[[], Store] | None = None,
+) -> None:
+    """Add ``hl7`` and its sub-commands; with ``open_store``, also ``func`` (args -> exit code)."""
     hl7 = subparsers.add_parser("hl7", help="HL7 v2 inbox: list, show, replay, discard, purge")
+    if open_store is not None:
+
+        def _func(args: argparse.Namespace) -> int:
+            store = open_store()
+            try:
+                return run(args, store, settings=Hl7Settings.from_env(os.environ))
+            finally:
+                store.engine.dispose()
+
+        hl7.set_defaults(func=_func)
     sub = hl7.add_subparsers(dest="hl7_command", required=True)
     p = sub.add_parser("messages", help="list received messages (newest last)")
     _add_filter(p)

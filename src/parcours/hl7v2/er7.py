@@ -9,6 +9,7 @@ Values stay escaped in the tree and are unescaped on access.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -235,6 +236,20 @@ class Message:
     @property
     def version(self) -> str:
         return self.msh.get(12, 1)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the content, ignoring MSH-7 and the segment separator used.
+
+        Some senders stamp a new MSH-7 when they resend; such a resend is still the same
+        message for the idempotency check.
+        """
+        parts = []
+        for seg in self.segments:
+            fields = list(seg.fields)
+            if seg.name == "MSH" and len(fields) > 6:
+                fields[6] = ""
+            parts.append(self.enc.field.join(fields))
+        return hashlib.sha256("\r".join(parts).encode("utf-8")).hexdigest()
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:

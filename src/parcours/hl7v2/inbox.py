@@ -91,7 +91,13 @@ def content_hash(raw: bytes) -> str:
 
 
 def _row(r: Any) -> InboxRow:
-    return InboxRow(**{c: getattr(r, c) for c in InboxRow.__slots__})
+    values: dict[str, Any] = {c: getattr(r, c, None) for c in InboxRow.__slots__}
+    if values["raw"] is None:
+        values["raw"] = b""  # listings do not load message bodies
+    return InboxRow(**values)
+
+
+_LISTED = [c for c in hl7_inbox.c if c.name != "raw"]
 
 
 def insert_row(conn: Connection, **values: Any) -> int | None:
@@ -184,13 +190,18 @@ class MessageFilter:
 
 
 def list_messages(
-    store: Store, flt: MessageFilter | None = None, *, limit: int = 100, offset: int = 0
+    store: Store,
+    flt: MessageFilter | None = None,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    with_raw: bool = False,
 ) -> list[InboxRow]:
     """Rows matching ``flt``, oldest first (the order they were received and applied)."""
     flt = flt or MessageFilter()
     with store.begin(readonly=True) as tx:
         rows = tx.conn.execute(
-            select(hl7_inbox)
+            select(*(hl7_inbox.c if with_raw else _LISTED))
             .where(*flt.where())
             .order_by(hl7_inbox.c.id)
             .offset(offset)

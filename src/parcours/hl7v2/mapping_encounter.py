@@ -213,6 +213,16 @@ def _xon_unit(zbe: Segment, n: int, sender: Sender) -> dict[str, Any] | None:
     return unit
 
 
+def _pl_unit(pv1: Segment, sender: Sender) -> dict[str, Any] | None:
+    """PV1-3.1 point of care, when ZBE names no UF."""
+    pl = pv1.first(3)
+    code = pl.c(1)
+    if not code:
+        return None
+    authority = pl.c(4, 2) or pl.c(4, 1)
+    return {"system": f"{NAMESPACE}/uf/{authority or 'sender:' + sender.key}", "code": code}
+
+
 def _attender(pv1: Segment, sender: Sender) -> dict[str, Any] | None:
     if not pv1.get(7):
         return None
@@ -315,7 +325,11 @@ def read_movement(
         date=format_instant(when),
         cancelled=action == "CANCEL",
         class_code=CLASSES[patient_class][0],
-        unit=_xon_unit(zbe, 7 + shift, sender) or _xon_unit(zbe, 8 + shift, sender),
+        unit=(
+            _xon_unit(zbe, 7 + shift, sender)
+            or _xon_unit(zbe, 8 + shift, sender)
+            or _pl_unit(pv1, sender)
+        ),
         attender=_attender(pv1, sender),
         historic=zbe.get(5 + shift).upper() == "Y",
         nature=zbe.get(9 + shift).upper(),

@@ -40,6 +40,7 @@ from parcours.identity.frcore import (
     CS_IDENTITY_STATUS_2_2,
     CS_METHOD_COLLECTION,
     CS_MODE_VALIDATION,
+    CS_V2_0203_FR,
     CS_V2_0445,
     IDENTITY_RELIABILITY_URL,
     INSEE_CODE_URL,
@@ -367,7 +368,7 @@ def _reliability(
                 "type": {
                     "coding": [
                         {
-                            "system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203",
+                            "system": CS_V2_0203_FR,
                             "code": kind.type_code,
                         }
                     ]

@@ -155,6 +155,10 @@ class Receiver:
                 "receives IHE PAM FR (ADT) only",
                 msh.loc(9, 1, 1),
             )
+        if not msg.trigger:
+            raise Hl7Error.reject(
+                REQUIRED_FIELD_MISSING, "MSH-9.2 trigger event is required", msh.loc(9, 1, 2)
+            )
         if msg.version not in SUPPORTED_VERSIONS:
             raise Hl7Error.reject(
                 UNSUPPORTED_VERSION,
@@ -211,6 +215,7 @@ class Receiver:
                     trigger=msg.trigger,
                     charset=msg.msh.first(18).raw,
                     status="received",
+                    content_hash=msg.fingerprint(),
                     patient_key=_patient_key(msg, sender),
                     peer=peer,
                 )
@@ -224,7 +229,7 @@ class Receiver:
             )
         if row_id is None:
             assert existing is not None
-            if existing.content_hash != inbox.content_hash(data):
+            if existing.content_hash != msg.fingerprint():
                 problem = Problem(
                     DUPLICATE_KEY,
                     "this control id was already received from this sender with a different "

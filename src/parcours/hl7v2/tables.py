@@ -35,6 +35,7 @@ hl7_inbox = Table(
     Column("charset", String(32), nullable=False, default=""),
     Column("raw", LargeBinary, nullable=False),
     Column("size", Integer, nullable=False),
+    # SHA-256 of the message without MSH-7 (``Message.fingerprint``), raw bytes if unparsed.
     Column("content_hash", String(64), nullable=False),
     # received | applied | failed | ignored | rejected
     Column("status", String(16), nullable=False),

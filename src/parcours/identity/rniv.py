@@ -301,7 +301,11 @@ def apply(
         why=why,
         trigger=trigger,
         collection_method=new.collection_method if trigger in _USES_INSI else None,
-        validation_mode=new.validation_mode if trigger in _NEEDS_DOCUMENT else None,
+        validation_mode=(
+            new.validation_mode
+            if trigger in _NEEDS_DOCUMENT or trigger is Trigger.CARTE_VITALE_APP
+            else None
+        ),
         attributes_added=added,
         attributes_removed=removed,
         ins_invalidated=ins_invalidated,

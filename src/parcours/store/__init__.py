@@ -8,6 +8,7 @@ from parcours.store.repository import (
     Store,
     Transaction,
     Validator,
+    WriteHook,
     WriteResult,
 )
 
@@ -19,6 +20,7 @@ __all__ = [
     "Store",
     "Transaction",
     "Validator",
+    "WriteHook",
     "WriteResult",
     "make_engine",
     "normalise_url",

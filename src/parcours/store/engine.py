@@ -64,7 +64,10 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
         json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per request. A connection broken by a database
+        # restart fails one request with 503 (retryable) and SQLAlchemy then invalidates the
+        # whole pool; pool_recycle bounds the life of idle connections behind proxies.
+        pool_recycle=1800,
     )
 
 

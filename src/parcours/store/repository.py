@@ -9,13 +9,14 @@ an outbox event in that same transaction.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from parcours.errors import Conflict, Gone, InvalidResource, NotFound, Unavailable, VersionConflict
@@ -34,6 +35,7 @@ __all__ = [
     "Store",
     "Transaction",
     "Validator",
+    "WriteHook",
     "WriteResult",
 ]
 
@@ -49,6 +51,10 @@ _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 Validator = Callable[[Resource], None]
 # Every searchable value of the resource, by parameter type.
 Indexer = Callable[[Resource], IndexRows]
+# Called inside the transaction after each write with (tx, new content or None for a delete,
+# previous content or None for a create): a domain rule that must hold for every entry point
+# (REST, HL7, UI) writes its own rows here, or raises a ParcoursError to refuse the write.
+WriteHook = Callable[["Transaction", Resource | None, Resource | None], None]
 
 
 def _no_index(_resource: Resource) -> IndexRows:
@@ -105,23 +111,35 @@ class Store:
         self.indexer = indexer
         # Extra services (search engine, listeners) attach here at wiring time.
         self.on_commit: list[Callable[[], None]] = []
+        self.write_hooks: list[WriteHook] = []
+        # SQLite has one writer at a time and its busy handler is not fair: under load a
+        # waiting writer can starve past the busy timeout. Queueing this process's writers on
+        # a lock first leaves the busy handler only the (rare) writers of other processes.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if self.dialect.name == "sqlite" else nullcontext()
+        )
 
     @contextmanager
     def begin(self, *, readonly: bool = False) -> Iterator[Transaction]:
         """One database transaction; committed when the block exits without an exception."""
-        try:
-            conn = self.engine.connect()
-        except OperationalError as exc:
-            raise Unavailable("the database cannot be reached; retry later") from exc
-        try:
-            conn.info["readonly"] = readonly
-            with conn.begin():
-                tx = Transaction(self, conn)
-                yield tx
-        except OperationalError as exc:
-            raise Unavailable(f"database error, nothing was written: {exc.orig}") from exc
-        finally:
-            conn.close()
+        with nullcontext() if readonly else self._write_lock:
+            try:
+                conn = self.engine.connect()
+            except OperationalError as exc:
+                raise Unavailable("the database cannot be reached; retry later") from exc
+            try:
+                conn.info["readonly"] = readonly
+                if readonly and self.dialect.is_postgres:
+                    # Reads need no BEGIN/COMMIT round trips; each statement sees committed data.
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                with conn.begin():
+                    tx = Transaction(self, conn)
+                    yield tx
+                    tx.flush()
+            except OperationalError as exc:
+                raise Unavailable(f"database error, nothing was written: {exc.orig}") from exc
+            finally:
+                conn.close()
         for after in tx.after_commit:
             after()
         if not readonly:
@@ -152,21 +170,55 @@ class Transaction:
 
     def __init__(self, store: Store, conn: Connection) -> None:
         self.store = store
-        self.conn = conn
+        self._conn = conn
+        # Version, index and outbox rows wait here and go in one executemany per statement at
+        # the next read that could see them (any use of ``conn``) or at commit: a Bundle of
+        # 100 resources costs a few dozen statements instead of about a thousand.
+        self._pending: dict[Any, list[dict[str, Any]]] = {}
         # Run by Store.begin once this transaction has committed (never after a rollback).
         self.after_commit: list[Callable[[], None]] = []
         # Custom SearchParameters written in this transaction, not yet in the registry.
         self.pending_params: dict[str, SearchParam] = {}
 
+    @property
+    def conn(self) -> Connection:
+        """The open connection, with every queued write applied (so reads see them)."""
+        self.flush()
+        return self._conn
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for stmt, rows in pending.items():
+            self._conn.execute(stmt, rows)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: on an exception, the block's writes, queued rows and
+        after-commit callbacks are all undone and the exception propagates."""
+        conn = self.conn  # flushes: the savepoint must not swallow earlier queued rows
+        mark = len(self.after_commit)
+        params = dict(self.pending_params)
+        nested = conn.begin_nested()
+        try:
+            yield
+            self.flush()
+        except BaseException:
+            self._pending = {}
+            del self.after_commit[mark:]
+            self.pending_params = params
+            nested.rollback()
+            raise
+        nested.commit()
+
+    def _queue(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
+        self._pending.setdefault(stmt, []).extend(rows)
+
     # ---- reads -------------------------------------------------------------------------
 
     def _current(self, res_type: str, res_id: str, *, lock: bool = False) -> Any:
-        stmt = select(
-            resource.c.pk, resource.c.version_id, resource.c.deleted, resource.c.content
-        ).where(resource.c.type == res_type, resource.c.id == res_id)
-        if lock and self.store.dialect.is_postgres:
-            stmt = stmt.with_for_update()
-        return self.conn.execute(stmt).first()
+        locked = lock and self.store.dialect.is_postgres
+        stmt = _SELECT_CURRENT_LOCKED if locked else _SELECT_CURRENT
+        return self._conn.execute(stmt, {"t": res_type, "i": res_id}).first()
 
     def read(self, res_type: str, res_id: str) -> Resource:
         row = self._current(res_type, res_id)
@@ -243,24 +295,27 @@ class Transaction:
 
     # ---- writes ------------------------------------------------------------------------
 
-    def create(self, res: Resource, *, res_id: str | None = None) -> Resource:
+    def create(
+        self, res: Resource, *, res_id: str | None = None, _known_absent: bool = False
+    ) -> Resource:
         """Store a new resource under a server-assigned id (or ``res_id`` for update-as-create)."""
         res_type = _resource_type(res)
         new_id = res_id or str(uuid.uuid4())
         check_id(new_id)
-        if self._current(res_type, new_id) is not None:
+        if not _known_absent and self._current(res_type, new_id) is not None:
             raise Conflict(f"{res_type}/{new_id} already exists")
         body = self._prepare(res, res_type, new_id, 1)
         try:
-            pk = self.conn.execute(
-                insert(resource).values(
-                    type=res_type,
-                    id=new_id,
-                    version_id=1,
-                    last_updated=body.last_updated,
-                    deleted=False,
-                    content=body.content,
-                )
+            pk = self._conn.execute(
+                _INSERT_RESOURCE,
+                {
+                    "type": res_type,
+                    "id": new_id,
+                    "version_id": 1,
+                    "last_updated": body.last_updated,
+                    "deleted": False,
+                    "content": body.content,
+                },
             ).inserted_primary_key[0]  # type: ignore[index]
         except IntegrityError as exc:
             raise Conflict(f"{res_type}/{new_id} was created concurrently") from exc
@@ -281,7 +336,8 @@ class Transaction:
                     f"If-Match asks for version {if_match} of {res_type}/{res_id}, "
                     "which does not exist"
                 )
-            return WriteResult(self.create(res, res_id=res_id), created=True)
+            created = self.create(res, res_id=res_id, _known_absent=True)
+            return WriteResult(created, created=True)
         if if_match is not None and if_match != row.version_id:
             raise VersionConflict(
                 f"{res_type}/{res_id} is at version {row.version_id}, not {if_match}: "
@@ -292,19 +348,20 @@ class Transaction:
             return WriteResult(row.content, created=False)
         version = row.version_id + 1
         body = self._prepare(res, res_type, res_id, version)
-        result = self.conn.execute(
-            update(resource)
-            .where(resource.c.pk == row.pk, resource.c.version_id == row.version_id)
-            .values(
-                version_id=version,
-                last_updated=body.last_updated,
-                deleted=False,
-                content=body.content,
-            )
+        result = self._conn.execute(
+            _UPDATE_RESOURCE,
+            {
+                "b_pk": row.pk,
+                "b_old": row.version_id,
+                "b_version": version,
+                "b_updated": body.last_updated,
+                "b_deleted": False,
+                "b_content": body.content,
+            },
         )
         if result.rowcount != 1:
             raise VersionConflict(f"{res_type}/{res_id} was changed concurrently; retry")
-        self._write_version(row.pk, body, "update")
+        self._write_version(row.pk, body, "update", None if row.deleted else row.content)
         return WriteResult(body.content, created=bool(row.deleted))
 
     def delete(self, res_type: str, res_id: str) -> int | None:
@@ -339,6 +396,8 @@ class Transaction:
 
             on_searchparameter_delete(self, self.store.registry, row.content)
         self._append_event(res_type, res_id, version, "delete", stamp)
+        for hook in self.store.write_hooks:
+            hook(self, None, row.content)
         return version
 
     def reindex(self, res_type: str, res_id: str) -> None:
@@ -362,27 +421,34 @@ class Transaction:
         self.store.validator(content)
         return _Body(res_type, res_id, version, stamp, content)
 
-    def _write_version(self, pk: int, body: _Body, method: str) -> None:
+    def _write_version(
+        self, pk: int, body: _Body, method: str, previous: Resource | None = None
+    ) -> None:
         if body.res_type == "SearchParameter" and self.store.registry is not None:
             from parcours.store.search.custom import on_searchparameter_write
 
             on_searchparameter_write(self, self.store.registry, body.content)
-        self.conn.execute(
-            insert(resource_version).values(
-                resource_pk=pk,
-                version_id=body.version,
-                type=body.res_type,
-                id=body.res_id,
-                last_updated=body.last_updated,
-                deleted=False,
-                method=method,
-                content=body.content,
-            )
+        self._queue(
+            _INSERT_VERSION,
+            [
+                {
+                    "resource_pk": pk,
+                    "version_id": body.version,
+                    "type": body.res_type,
+                    "id": body.res_id,
+                    "last_updated": body.last_updated,
+                    "deleted": False,
+                    "method": method,
+                    "content": body.content,
+                }
+            ],
         )
         if method != "create":
             self._clear_index(pk)
         self._write_index(pk, body.res_type, body.content)
         self._append_event(body.res_type, body.res_id, body.version, method, body.last_updated)
+        for hook in self.store.write_hooks:
+            hook(self, body.content, previous)
 
     def _write_index(self, pk: int, res_type: str, content: Resource) -> None:
         index: dict[str, Sequence[Mapping[str, Any]]] = dict(self.store.indexer(content))
@@ -393,26 +459,54 @@ class Transaction:
                 index[kind] = [*index.get(kind, ()), *extra]
         for kind, kind_rows in index.items():
             if kind_rows:
-                self.conn.execute(
-                    insert(INDEX_TABLES[kind]),
+                self._queue(
+                    _INSERT_INDEX[kind],
                     [{**r, "resource_pk": pk, "res_type": res_type} for r in kind_rows],
                 )
 
     def _clear_index(self, pk: int) -> None:
-        for table in INDEX_TABLES.values():
-            self.conn.execute(delete(table).where(table.c.resource_pk == pk))
+        for stmt in _DELETE_INDEX:
+            self.conn.execute(stmt, {"pk": pk})
 
     def _append_event(self, res_type: str, res_id: str, version: int, action: str, at: int) -> None:
-        self.conn.execute(
-            insert(outbox).values(
-                res_type=res_type,
-                res_id=res_id,
-                version_id=version,
-                action=action,
-                created_at=at,
-                attempts=0,
-            )
+        self._queue(
+            _INSERT_EVENT,
+            [
+                {
+                    "res_type": res_type,
+                    "res_id": res_id,
+                    "version_id": version,
+                    "action": action,
+                    "created_at": at,
+                    "attempts": 0,
+                }
+            ],
         )
+
+
+# Statements of the write path, built once: constructing a Core statement per call costs more
+# than executing it (SQLAlchemy caches the compiled SQL by the statement's memoised key).
+_SELECT_CURRENT = select(
+    resource.c.pk, resource.c.version_id, resource.c.deleted, resource.c.content
+).where(resource.c.type == bindparam("t"), resource.c.id == bindparam("i"))
+_SELECT_CURRENT_LOCKED = _SELECT_CURRENT.with_for_update()
+_INSERT_RESOURCE = insert(resource)
+_UPDATE_RESOURCE = (
+    update(resource)
+    .where(resource.c.pk == bindparam("b_pk"), resource.c.version_id == bindparam("b_old"))
+    .values(
+        version_id=bindparam("b_version"),
+        last_updated=bindparam("b_updated"),
+        deleted=bindparam("b_deleted"),
+        content=bindparam("b_content"),
+    )
+)
+_INSERT_VERSION = insert(resource_version)
+_INSERT_EVENT = insert(outbox)
+_INSERT_INDEX = {kind: insert(table) for kind, table in INDEX_TABLES.items()}
+_DELETE_INDEX = [
+    delete(table).where(table.c.resource_pk == bindparam("pk")) for table in INDEX_TABLES.values()
+]
 
 
 @dataclass(frozen=True, slots=True)

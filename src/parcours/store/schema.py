@@ -167,7 +167,6 @@ idx_reference = _index_table(
     indexes=[
         ["res_type", "param", "target_id"],
         ["target_type", "target_id", "res_type", "param"],
-        ["res_type", "param", "target_url"],
     ],
 )
 

@@ -165,22 +165,14 @@ class Dispatcher:
 
     def _run_handlers(self, event: OutboxEvent, tx: Transaction) -> tuple[str, Exception] | None:
         """Run every handler in one savepoint; the failing handler's name and error, if any."""
-        # Callbacks the handlers queue for after the commit must go with their rolled-back
-        # writes. (Read defensively: the attribute belongs to the repository.)
-        after_commit: list[object] | None = getattr(tx, "after_commit", None)
-        mark = len(after_commit) if after_commit is not None else 0
-        savepoint = tx.conn.begin_nested()
         current = ""
         try:
-            for handler in self.handlers:
-                current = handler.name
-                handler.handle(event, tx)
+            with tx.savepoint():
+                for handler in self.handlers:
+                    current = handler.name
+                    handler.handle(event, tx)
         except Exception as exc:  # a handler's failure, whatever it is, is retried later
-            savepoint.rollback()
-            if after_commit is not None:
-                del after_commit[mark:]
             return current, exc
-        savepoint.commit()
         return None
 
     def _record_failure(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 
 from parcours.errors import InvalidInput
@@ -192,20 +193,28 @@ class FilterCompiler:
         usable = [t for t in targets if inner_code == "_has" or self.registry.get(t, inner_code)]
         if not usable:
             raise InvalidInput(f"search parameter {f.key()!r}: no target has {inner_code!r}")
-        target = resource.alias()
-        ref = idx_reference.alias()
-        per_type = [and_(target.c.type == t, self.predicate(target, t, f.chain)) for t in usable]
-        rows = (
-            select(ref.c.resource_pk)
-            .join(target, and_(target.c.type == ref.c.target_type, target.c.id == ref.c.target_id))
-            .where(
-                ref.c.res_type == res_type,
-                ref.c.param == param.code,
-                ref.c.target_url.is_(None),
+        # One SELECT per target type, united: with the type fixed, the pointing rows are reached
+        # through the (target_type, target_id, res_type, param) index from the ids of the
+        # targets that pass the inner predicate, which is the selective side of a chain.
+        selects = []
+        for t in usable:
+            target = resource.alias()
+            ref = idx_reference.alias()
+            target_ids = select(target.c.id).where(
+                target.c.type == t,
                 target.c.deleted.is_(False),
-                or_(*per_type),
+                self.predicate(target, t, f.chain),
             )
-        )
+            selects.append(
+                select(ref.c.resource_pk).where(
+                    ref.c.target_type == t,
+                    ref.c.target_id.in_(target_ids),
+                    ref.c.res_type == res_type,
+                    ref.c.param == param.code,
+                    ref.c.target_url.is_(None),
+                )
+            )
+        rows = selects[0] if len(selects) == 1 else union_all(*selects)
         return res.c.pk.in_(rows)
 
     def _has(self, res: FromClause, res_type: str, f: Filter) -> Predicate:

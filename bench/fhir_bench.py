@@ -1,0 +1,423 @@
+"""FHIR store benchmark: bundle import, CRUD throughput and ten coordination searches.
+
+Runs the real server (``parcours serve``) on SQLite and/or PostgreSQL, loads a synthetic
+population through transaction Bundles of 100 resources, then measures single create / read /
+update throughput with concurrent clients and the latency of ten typical coordination queries.
+Prints the figures and writes ``bench/results/fhir.json``. A benchmark, never a test.
+
+    .venv/bin/python bench/fhir_bench.py --patients 100000 --observations 1000000
+    .venv/bin/python bench/fhir_bench.py --db postgresql --patients 10000 --observations 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from bench._server import running_server
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TOKEN = "bench-token-" + "x" * 20
+PG_ADMIN = os.environ.get(
+    "PARCOURS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
+FAMILIES = [
+    "MARTIN",
+    "BERNARD",
+    "THOMAS",
+    "PETIT",
+    "ROBERT",
+    "RICHARD",
+    "DURAND",
+    "DUBOIS",
+    "MOREAU",
+    "LAURENT",
+    "SIMON",
+    "MICHEL",
+    "LEFEBVRE",
+    "LEROY",
+    "ROUX",
+    "DAVID",
+    "BERTRAND",
+    "MOREL",
+    "FOURNIER",
+    "GIRARD",
+    "BONNET",
+    "DUPONT",
+    "LAMBERT",
+    "FONTAINE",
+]
+GIVENS = [
+    "JEAN",
+    "MARIE",
+    "PIERRE",
+    "NATHALIE",
+    "MICHEL",
+    "ISABELLE",
+    "ALAIN",
+    "SYLVIE",
+    "PHILIPPE",
+    "CATHERINE",
+    "LOUIS",
+    "CHANTAL",
+    "PAUL",
+    "MONIQUE",
+    "JACQUES",
+    "ANNE",
+]
+POSTCODES = ["21000", "25000", "39000", "58000", "70000", "71000", "89000", "90000"]
+LOINC = [
+    ("8867-4", "Heart rate", "/min"),
+    ("8480-6", "Systolic blood pressure", "mm[Hg]"),
+    ("29463-7", "Body weight", "kg"),
+    ("2339-0", "Glucose", "mg/dL"),
+]
+
+
+def ins_for(n: int) -> str:
+    first13 = f"1{(n % 90) + 10:02d}01{21 + n % 70:02d}{n % 1000:03d}{n // 1000 % 1000:03d}"[:13]
+    return first13 + f"{97 - int(first13) % 97:02d}"
+
+
+def patient(n: int) -> dict[str, Any]:
+    rng = random.Random(n)
+    return {
+        "resourceType": "Patient",
+        "identifier": [
+            {"system": INS_SYSTEM, "value": ins_for(n)},
+            {"system": "urn:oid:1.2.250.1.71.4.2.7.bench", "value": f"IPP{n:08d}"},
+        ],
+        "name": [
+            {
+                "use": "official",
+                "family": rng.choice(FAMILIES) + ("" if n % 7 else f"-{n % 97}"),
+                "given": [rng.choice(GIVENS), rng.choice(GIVENS)],
+            }
+        ],
+        "gender": rng.choice(["male", "female"]),
+        "birthDate": f"{1930 + n % 80}-{1 + n % 12:02d}-{1 + n % 28:02d}",
+        "address": [{"city": "Dijon", "postalCode": POSTCODES[n % len(POSTCODES)]}],
+    }
+
+
+def observation(n: int, patient_ref: str) -> dict[str, Any]:
+    code, display, unit = LOINC[n % len(LOINC)]
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
+        "subject": {"reference": patient_ref},
+        "effectiveDateTime": (
+            f"{2024 + n % 2}-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:00:00Z"
+        ),
+        "valueQuantity": {
+            "value": 40 + n % 160,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": unit,
+        },
+    }
+
+
+def bundle(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def put(res: dict[str, Any], res_id: str) -> dict[str, Any]:
+    return {
+        "fullUrl": f"{res['resourceType']}/{res_id}",
+        "resource": {**res, "id": res_id},
+        "request": {"method": "PUT", "url": f"{res['resourceType']}/{res_id}"},
+    }
+
+
+def population_bundles(
+    patients: int, observations: int, organisations: int
+) -> list[dict[str, Any]]:
+    """Transactions of 100: organisations, patients (+ encounters, tasks), observations."""
+    entries: list[dict[str, Any]] = []
+    for o in range(organisations):
+        entries.append(
+            put(
+                {
+                    "resourceType": "Organization",
+                    "name": f"CH bench {o}",
+                    "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.2", "value": f"1{o:08d}"}],
+                },
+                f"org-{o}",
+            )
+        )
+    for p in range(patients):
+        entries.append(put(patient(p), f"pat-{p}"))
+        if p % 2 == 0:
+            entries.append(
+                put(
+                    {
+                        "resourceType": "Encounter",
+                        "status": "in-progress" if p % 10 == 0 else "finished",
+                        "class": {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                            "code": "EMER" if p % 20 == 0 else "IMP",
+                        },
+                        "subject": {"reference": f"Patient/pat-{p}"},
+                        "serviceProvider": {"reference": f"Organization/org-{p % organisations}"},
+                        "period": {"start": f"2025-{1 + p % 12:02d}-{1 + p % 28:02d}T10:05:00Z"},
+                    },
+                    f"enc-{p}",
+                )
+            )
+        if p % 5 == 0:
+            entries.append(
+                put(
+                    {
+                        "resourceType": "Task",
+                        "status": "requested" if p % 3 else "completed",
+                        "intent": "plan",
+                        "for": {"reference": f"Patient/pat-{p}"},
+                        "description": "Appel de suivi à J+10",
+                    },
+                    f"task-{p}",
+                )
+            )
+    for n in range(observations):
+        entries.append(put(observation(n, f"Patient/pat-{n % patients}"), f"obs-{n}"))
+    return [bundle(entries[i : i + 100]) for i in range(0, len(entries), 100)]
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+
+    return {"p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "n": len(ordered)}
+
+
+async def run_concurrently(
+    jobs: list[Callable[[], Awaitable[float]]], concurrency: int
+) -> list[float]:
+    queue: asyncio.Queue[Callable[[], Awaitable[float]]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    results: list[float] = []
+
+    async def worker() -> None:
+        while not queue.empty():
+            job = queue.get_nowait()
+            results.append(await job())
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+async def timed(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> float:
+    start = time.perf_counter()
+    response = await client.request(method, url, **kwargs)
+    elapsed = (time.perf_counter() - start) * 1000
+    if response.status_code >= 400:
+        raise RuntimeError(f"{method} {url} -> {response.status_code}: {response.text[:300]}")
+    return elapsed
+
+
+async def measure(base: str, args: argparse.Namespace) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/fhir+json"}
+    limits = httpx.Limits(max_connections=args.concurrency * 2)
+    async with httpx.AsyncClient(
+        base_url=f"{base}/fhir", headers=headers, timeout=300, limits=limits
+    ) as client:
+        out: dict[str, Any] = {}
+        bundles = population_bundles(args.patients, args.observations, args.organisations)
+        resources = sum(len(b["entry"]) for b in bundles)
+        print(f"  import: {resources} resources in {len(bundles)} transactions ...", flush=True)
+        start = time.perf_counter()
+        lat = await run_concurrently(
+            [lambda b=b: timed(client, "POST", "", json=b) for b in bundles], args.concurrency
+        )
+        seconds = time.perf_counter() - start
+        out["bundle_import"] = {
+            "resources": resources,
+            "seconds": round(seconds, 1),
+            "resources_per_s": round(resources / seconds, 1),
+            "transaction_latency_ms": percentiles(lat),
+        }
+        print(f"  import: {out['bundle_import']['resources_per_s']} resources/s", flush=True)
+
+        n = args.crud
+        created: list[str] = [str(uuid.uuid4()) for _ in range(n)]
+        for name, jobs in (
+            (
+                "create",
+                [
+                    lambda i=i: timed(client, "POST", "Patient", json=patient(10_000_000 + i))
+                    for i in range(n)
+                ],
+            ),
+            (
+                "read",
+                [
+                    lambda i=i: timed(client, "GET", f"Patient/pat-{i % args.patients}")
+                    for i in range(n)
+                ],
+            ),
+            (
+                "update",
+                [
+                    lambda i=i: timed(
+                        client,
+                        "PUT",
+                        f"Patient/upd-{created[i % 50]}",
+                        json={**patient(i), "id": f"upd-{created[i % 50]}", "active": bool(i % 2)},
+                    )
+                    for i in range(n)
+                ],
+            ),
+        ):
+            start = time.perf_counter()
+            lat = await run_concurrently(jobs, args.concurrency)
+            seconds = time.perf_counter() - start
+            out[name] = {"requests_per_s": round(n / seconds, 1), "latency_ms": percentiles(lat)}
+            print(
+                f"  {name}: {out[name]['requests_per_s']} req/s, "
+                f"p95 {out[name]['latency_ms']['p95']} ms",
+                flush=True,
+            )
+
+        rng = random.Random(7)
+
+        def some_patient() -> int:
+            return rng.randrange(args.patients)
+
+        queries: dict[str, Callable[[], str]] = {
+            "by_ins": lambda: f"Patient?identifier={INS_SYSTEM}|{ins_for(some_patient())}",
+            "by_name_birthdate": lambda: (
+                lambda p: (
+                    f"Patient?family={patient(p)['name'][0]['family']}"
+                    f"&birthdate={patient(p)['birthDate']}"
+                )
+            )(some_patient()),
+            "by_name_prefix_given": lambda: (
+                f"Patient?family=mor&given={rng.choice(GIVENS).lower()}&_count=20"
+            ),
+            "open_tasks_of_patient": lambda: (
+                f"Task?subject=Patient/pat-{some_patient() // 5 * 5}&status=requested,in-progress"
+            ),
+            "encounters_in_progress_by_org": lambda: (
+                f"Encounter?service-provider=Organization/org-"
+                f"{rng.randrange(args.organisations)}&status=in-progress"
+            ),
+            "patient_observations_sorted": lambda: (
+                f"Observation?subject=Patient/pat-{some_patient()}"
+                "&code=http://loinc.org|8867-4&_sort=-date&_count=10"
+            ),
+            "chained_subject_identifier": lambda: (
+                f"Observation?subject.identifier={INS_SYSTEM}|{ins_for(some_patient())}&_count=20"
+            ),
+            "er_in_progress_include_patient": lambda: (
+                "Encounter?class=EMER&status=in-progress&_include=Encounter:subject&_count=20"
+            ),
+            "patient_revinclude_encounters": lambda: (
+                f"Patient?_id=pat-{some_patient() // 2 * 2}&_revinclude=Encounter:subject"
+            ),
+            "observation_value_range": lambda: (
+                "Observation?code=http://loinc.org|8480-6"
+                "&value-quantity=gt180&date=ge2025-06-01&_count=20"
+            ),
+        }
+        searches: dict[str, Any] = {}
+        for name, make in queries.items():
+            urls = [make() for _ in range(args.search_repeats)]
+            await timed(client, "GET", urls[0])  # warm the plan cache
+            lat = await run_concurrently([lambda u=u: timed(client, "GET", u) for u in urls], 1)
+            searches[name] = {"example": urls[0], **percentiles(lat)}
+            print(
+                f"  search {name}: p50 {searches[name]['p50']} ms, p95 {searches[name]['p95']} ms",
+                flush=True,
+            )
+        out["search_ms"] = searches
+        return out
+
+
+def database_url(kind: str, workdir: Path) -> tuple[str, Callable[[], None]]:
+    if kind == "sqlite":
+        path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
+        return (
+            f"sqlite:///{path}",
+            lambda: [p.unlink(missing_ok=True) for p in workdir.glob(path.name + "*")] and None,
+        )
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return f"{PG_ADMIN}?options=-csearch_path%3D{schema}", drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--patients", type=int, default=100_000)
+    parser.add_argument("--observations", type=int, default=1_000_000)
+    parser.add_argument("--organisations", type=int, default=100)
+    parser.add_argument("--crud", type=int, default=2000, help="requests per CRUD interaction")
+    parser.add_argument("--search-repeats", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
+    parser.add_argument("--output", type=Path, default=RESULTS / "fhir.json")
+    args = parser.parse_args()
+
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    report: dict[str, Any] = {
+        "benchmark": "fhir",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "scale": {
+            "patients": args.patients,
+            "observations": args.observations,
+            "organisations": args.organisations,
+            "concurrency": args.concurrency,
+        },
+        "goals": {
+            "bundle_import_resources_per_s": 1500,
+            "crud_requests_per_s_postgresql": 1000,
+            "search_p95_ms": 50,
+        },
+        "results": {},
+    }
+    if args.output.exists():
+        previous = json.loads(args.output.read_text())
+        if previous.get("scale") == report["scale"]:
+            report["results"] = previous.get("results", {})
+    for kind in kinds:
+        print(f"== {kind}", flush=True)
+        url, cleanup = database_url(kind, args.workdir)
+        try:
+            with running_server(url, TOKEN) as base:
+                report["results"][kind] = asyncio.run(measure(base, args))
+        finally:
+            cleanup()
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""The review queue: pairs of Patients that may be one person, and the referents' decisions.
+
+Online matching (every Patient write) and the batch audit record pairs here; an
+identity-vigilance referent lists the open ones and decides (merge, or "not a duplicate").
+A decided pair is never reopened by matching: the decision is a label (STYLE 3.5), and a
+rerun of the audit must not put the same pair back in front of the referent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from parcours.errors import Conflict, NotFound
+from parcours.store import Transaction
+from parcours.store.clock import now_ms
+
+from .tables import identity_candidate
+
+__all__ = [
+    "Candidate",
+    "CandidateSource",
+    "CandidateStatus",
+    "decide",
+    "list_candidates",
+    "mark_pair",
+    "record_candidate",
+]
+
+
+class CandidateStatus(Enum):
+    OPEN = "open"
+    """Waiting for a referent (middle band, minors, different INS, batch audit)."""
+    LINKED = "linked"
+    """Online matching is certain (auto-link); kept as two records until someone merges."""
+    MERGED = "merged"
+    NOT_DUPLICATE = "not-duplicate"
+
+
+class CandidateSource(Enum):
+    ONLINE = "online"
+    AUDIT = "audit"
+
+
+_UNDECIDED = (CandidateStatus.OPEN.value, CandidateStatus.LINKED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    pk: int
+    patient_a: str
+    patient_b: str
+    score: float
+    grade: str
+    outcome: str
+    tier: str
+    details: dict[str, Any]
+    source: CandidateSource
+    status: CandidateStatus
+    created_at: int
+    decided_by: str | None
+    decided_at: int | None
+    decision_reason: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "patients": [f"Patient/{self.patient_a}", f"Patient/{self.patient_b}"],
+            "score": round(self.score, 6),
+            "grade": self.grade,
+            "outcome": self.outcome,
+            "tier": self.tier,
+            "details": self.details,
+            "source": self.source.value,
+            "status": self.status.value,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at,
+        }
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)
+
+
+def _candidate(row: Any) -> Candidate:
+    return Candidate(
+        pk=row.pk,
+        patient_a=row.patient_a,
+        patient_b=row.patient_b,
+        score=row.score,
+        grade=row.grade,
+        outcome=row.outcome,
+        tier=row.tier,
+        details=json.loads(row.reasons),
+        source=CandidateSource(row.source),
+        status=CandidateStatus(row.status),
+        created_at=row.created_at,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        decision_reason=row.decision_reason,
+    )
+
+
+def record_candidate(
+    tx: Transaction,
+    a: str,
+    b: str,
+    *,
+    score: float,
+    grade: str,
+    outcome: str,
+    tier: str,
+    details: dict[str, Any],
+    source: CandidateSource,
+    status: CandidateStatus,
+) -> None:
+    """Insert or refresh the pair's row; a decided pair keeps its decision."""
+    first, second = _pair(a, b)
+    conn = tx.conn
+    row = conn.execute(
+        select(identity_candidate.c.pk, identity_candidate.c.status).where(
+            identity_candidate.c.patient_a == first, identity_candidate.c.patient_b == second
+        )
+    ).first()
+    stamp = now_ms()
+    values = {
+        "score": score,
+        "grade": grade,
+        "outcome": outcome,
+        "tier": tier,
+        "reasons": json.dumps(details, sort_keys=True),
+        "source": source.value,
+        "status": status.value,
+        "updated_at": stamp,
+    }
+    if row is None:
+        conn.execute(
+            insert(identity_candidate).values(
+                patient_a=first, patient_b=second, created_at=stamp, **values
+            )
+        )
+    elif row.status in _UNDECIDED:
+        conn.execute(
+            update(identity_candidate).where(identity_candidate.c.pk == row.pk).values(**values)
+        )
+
+
+def list_candidates(
+    tx: Transaction,
+    *,
+    statuses: Sequence[CandidateStatus] = (CandidateStatus.OPEN,),
+    patient_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Candidate]:
+    """Rows of the queue, highest score first."""
+    stmt = select(identity_candidate).where(
+        identity_candidate.c.status.in_([s.value for s in statuses])
+    )
+    if patient_id is not None:
+        stmt = stmt.where(
+            (identity_candidate.c.patient_a == patient_id)
+            | (identity_candidate.c.patient_b == patient_id)
+        )
+    stmt = stmt.order_by(identity_candidate.c.score.desc(), identity_candidate.c.pk)
+    rows = tx.conn.execute(stmt.offset(offset).limit(limit))
+    return [_candidate(r) for r in rows]
+
+
+def _set_status(
+    tx: Transaction, pk: int, status: CandidateStatus, actor: str | None, reason: str | None
+) -> None:
+    tx.conn.execute(
+        update(identity_candidate)
+        .where(identity_candidate.c.pk == pk)
+        .values(
+            status=status.value,
+            decided_by=actor,
+            decided_at=now_ms() if actor else None,
+            decision_reason=reason,
+            updated_at=now_ms(),
+        )
+    )
+
+
+def decide(
+    tx: Transaction, pk: int, status: CandidateStatus, *, actor: str, reason: str
+) -> Candidate:
+    """Record a referent's decision on a queued pair ("not a duplicate", or back to open).
+
+    A merge is decided by :func:`parcours.identity.merge_patients`, which marks the pair.
+    """
+    if status is CandidateStatus.MERGED:
+        raise Conflict("a pair is marked merged by merging the two patients, not by a decision")
+    row = tx.conn.execute(select(identity_candidate).where(identity_candidate.c.pk == pk)).first()
+    if row is None:
+        raise NotFound(f"no review-queue entry {pk}")
+    _set_status(tx, pk, status, actor if status is not CandidateStatus.OPEN else None, reason)
+    decided = tx.conn.execute(
+        select(identity_candidate).where(identity_candidate.c.pk == pk)
+    ).one()
+    return _candidate(decided)
+
+
+def mark_pair(
+    tx: Transaction,
+    a: str,
+    b: str,
+    status: CandidateStatus,
+    *,
+    actor: str | None,
+    reason: str | None,
+) -> None:
+    """Set the status of a pair's row, creating it (score 0) when nothing queued it."""
+    first, second = _pair(a, b)
+    row = tx.conn.execute(
+        select(identity_candidate.c.pk).where(
+            identity_candidate.c.patient_a == first, identity_candidate.c.patient_b == second
+        )
+    ).first()
+    if row is None:
+        record_candidate(
+            tx,
+            first,
+            second,
+            score=0.0,
+            grade="possible",
+            outcome="review",
+            tier="manual",
+            details={"reasons": ["decided without a queued candidate"]},
+            source=CandidateSource.ONLINE,
+            status=status,
+        )
+        row = tx.conn.execute(
+            select(identity_candidate.c.pk).where(
+                identity_candidate.c.patient_a == first, identity_candidate.c.patient_b == second
+            )
+        ).one()
+    _set_status(tx, row.pk, status, actor, reason)
