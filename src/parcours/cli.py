@@ -82,6 +82,59 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     return run_outbox_worker(_settings(), once=args.once)
 
 
+def _cmd_identity(args: argparse.Namespace) -> int:
+    import json
+
+    from parcours.identity import CandidateStatus, list_candidates, run_audit
+    from parcours.platform import build_platform
+    from parcours.store.schema_version import SchemaBehind, ensure_schema
+
+    settings = _settings()
+    platform = build_platform(settings)
+    try:
+        ensure_schema(platform.store.engine)
+        if args.identity_command == "audit":
+            report = run_audit(
+                platform.store,
+                threshold=args.threshold,
+                batch_size=args.batch_size,
+                allow_test_ins=not settings.production,
+                write=not args.dry_run,
+            )
+            if args.format == "json":
+                # Record ids and scores only: no name or INS leaves through this output.
+                out = {
+                    "records": report.records,
+                    "pairs": [pair.as_json() for pair in report.pairs],
+                    "queued": report.queued,
+                    "seconds": {k: round(v, 3) for k, v in report.seconds.items()},
+                }
+                print(json.dumps(out, indent=1))
+            else:
+                print(
+                    f"identity audit: {report.records} patients, {len(report.pairs)} pairs at "
+                    f"p >= {args.threshold}, {report.queued} offered to the review queue"
+                )
+        elif args.identity_command == "queue":
+            statuses = tuple(CandidateStatus(s) for s in args.status or ["open"])
+            with platform.store.begin(readonly=True) as tx:
+                rows = list_candidates(tx, statuses=statuses, limit=args.limit)
+            if args.format == "json":
+                print(json.dumps([row.as_json() for row in rows], indent=1))
+            else:
+                for row in rows:
+                    print(
+                        f"{row.pk}\t{row.status.value}\t{row.score:.4f}\t{row.grade}\t"
+                        f"{row.tier}\tPatient/{row.patient_a}\tPatient/{row.patient_b}"
+                    )
+    except SchemaBehind as exc:
+        print(f"parcours identity: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        platform.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parcours", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +168,26 @@ def build_parser() -> argparse.ArgumentParser:
     work = outbox_sub.add_parser("work", help="run an outbox worker process")
     work.add_argument("--once", action="store_true", help="drain the pending events and exit")
     outbox.set_defaults(func=_cmd_outbox)
+
+    identity = sub.add_parser("identity", help="patient identity: duplicate audit, review queue")
+    identity_sub = identity.add_subparsers(dest="identity_command", required=True)
+    audit = identity_sub.add_parser(
+        "audit", help="score every stored Patient with Splink and fill the review queue"
+    )
+    audit.add_argument("--format", choices=("text", "json"), default="text")
+    audit.add_argument("--threshold", type=float, default=0.5, help="Splink match probability")
+    audit.add_argument("--batch-size", type=int, default=5000, help="Patients read per batch")
+    audit.add_argument("--dry-run", action="store_true", help="print the pairs, queue nothing")
+    queue = identity_sub.add_parser("queue", help="list the review queue, highest score first")
+    queue.add_argument(
+        "--status",
+        action="append",
+        choices=("open", "linked", "merged", "not-duplicate"),
+        help="repeat for several (default: open)",
+    )
+    queue.add_argument("--limit", type=int, default=100)
+    queue.add_argument("--format", choices=("text", "json"), default="text")
+    identity.set_defaults(func=_cmd_identity)
     return parser
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from parcours.config import Settings
 from parcours.fhir.validation import make_validator
+from parcours.identity import IdentityService, identity_service
 from parcours.store import Store, make_engine
 from parcours.store.outbox import Handler
 from parcours.store.search import SearchParameterRegistry
@@ -22,6 +23,8 @@ class Platform:
     settings: Settings
     store: Store
     registry: SearchParameterRegistry
+    # FR Core checks, online matching (a store write hook) and $match; one per process.
+    identity: IdentityService
     # Outbox reactors (notifications, pathway rules…) register here; one dispatcher runs them.
     handlers: list[Handler] = field(default_factory=list)
 
@@ -37,5 +40,10 @@ class Platform:
 def build_platform(settings: Settings) -> Platform:
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     registry = SearchParameterRegistry.load_default()
-    store = Store(engine, validator=make_validator(settings), registry=registry)
-    return Platform(settings=settings, store=store, registry=registry)
+    identity = identity_service(settings.production)
+    validator = make_validator(settings, profile_checks=[identity.profile_check])
+    store = Store(engine, validator=validator, registry=registry)
+    # Every Patient write, whatever its entry point (REST, HL7, UI), is matched in its own
+    # transaction: see parcours.identity.service.
+    store.write_hooks.append(identity.on_write)
+    return Platform(settings=settings, store=store, registry=registry, identity=identity)

@@ -33,6 +33,14 @@ def test_lone_fs_is_data_and_restart_abandons_partial() -> None:
     assert dec.abandoned_frames == 1
 
 
+def test_end_marker_without_cr_before_next_frame() -> None:
+    stream = b"\x0bMSH|a\x1c\x0bMSH|b\x1c\r"
+    for cut in range(1, len(stream)):
+        dec = FrameDecoder(1000)
+        got = dec.feed(stream[:cut]) + dec.feed(stream[cut:])
+        assert [f.data for f in got] == [b"MSH|a", b"MSH|b"], cut
+
+
 def test_oversized_frame_keeps_head_and_stream_continues() -> None:
     dec = FrameDecoder(100)
     big = b"MSH|^~\\&|A|B|C|D|x||ADT^A01|ID9|P|2.5\r" + b"X" * 10_000

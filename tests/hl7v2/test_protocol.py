@@ -269,3 +269,22 @@ def test_resend_with_new_msh7_is_still_a_resend(live: Live) -> None:
     assert restamped != msg
     assert live.send(restamped.replace("\r", "\n")).code == "AA"
     assert [r.status for r in rows(live.store)] == ["applied"]
+
+
+def test_observer_sees_every_answer(store: Store) -> None:
+    seen: list[tuple[str, str]] = []
+
+    class Recorder:
+        def message(self, trigger: str, ack_code: str, seconds: float) -> None:
+            assert seconds >= 0
+            seen.append((trigger, ack_code))
+
+    srv = ServerThread(store, TEST_SETTINGS, observers=[Recorder()])
+    try:
+        with MllpClient(srv.port) as c:
+            c.send(Pam("A28", "O1").render())
+            c.send(Pam("A28", "O2", names="").render())
+            c.send(b"garbage")
+    finally:
+        srv.stop()
+    assert seen == [("A28", "AA"), ("A28", "AE"), ("", "AR")]

@@ -31,11 +31,26 @@ _COMMON = (
 )
 
 
+# Type-level operations, as routed in router.py (name, canonical of the definition).
+_OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Patient": (
+        ("match", "http://hl7.org/fhir/OperationDefinition/Patient-match"),
+        # R4 defines no merge operation; R5's Patient-merge parameters are the ones we take.
+        ("merge", "http://hl7.org/fhir/OperationDefinition/Patient-merge"),
+        ("unmerge", "https://parcours.example.org/fhir/OperationDefinition/Patient-unmerge"),
+    ),
+}
+
+
 def capability_statement(ctx: FhirContext, base_url: str, date: str) -> dict[str, Any]:
     registry = ctx.registry
     resources = []
     for res_type in sorted(registry.resource_types()):
         params = registry.for_type(res_type)
+        operations = [
+            {"name": name, "definition": definition}
+            for name, definition in _OPERATIONS.get(res_type, ())
+        ]
         resources.append(
             {
                 "type": res_type,
@@ -52,6 +67,7 @@ def capability_statement(ctx: FhirContext, base_url: str, date: str) -> dict[str
                     {"name": p.code, "definition": p.url, "type": p.type}
                     for _, p in sorted(params.items())
                 ],
+                **({"operation": operations} if operations else {}),
             }
         )
     return {

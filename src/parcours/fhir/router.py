@@ -17,6 +17,7 @@ from sqlalchemy.exc import DataError, StatementError
 
 from parcours.errors import InvalidInput, NotFound, ParcoursError
 from parcours.fhir import interactions as fhir
+from parcours.fhir import patient_operations as patient_ops
 from parcours.fhir.capability import capability_statement
 from parcours.fhir.context import FhirContext
 from parcours.fhir.outcome import from_error
@@ -72,6 +73,10 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", ("{type}",), "write", fhir.conditional_update),
     Route("DELETE", ("{type}",), "write", fhir.conditional_delete),
     Route("POST", ("{type}", "_search"), "read", fhir.search),
+    # Identity operations (before "{type}/{id}", which would take "$match" for an id).
+    Route("POST", ("Patient", "$match"), "read", patient_ops.patient_match),
+    Route("POST", ("Patient", "$merge"), "write", patient_ops.patient_merge),
+    Route("POST", ("Patient", "$unmerge"), "write", patient_ops.patient_unmerge),
     Route("GET", ("{type}", "_history"), "read", fhir.history),
     Route("GET", ("{type}", "{id}"), "read", fhir.read),
     Route("PUT", ("{type}", "{id}"), "write", fhir.update),

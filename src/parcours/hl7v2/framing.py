@@ -54,6 +54,8 @@ class FrameDecoder:
             if data[:1] == b"\r":
                 frames.append(self._finish())
                 pos = 1
+            elif data[:1] == START:
+                frames.append(self._finish())
             else:
                 self._append(b"\x1c")
         while pos < n:
@@ -85,6 +87,11 @@ class FrameDecoder:
             if data[end + 1 : end + 2] == b"\r":
                 frames.append(self._finish())
                 pos = end + 2
+            elif data[end + 1 : end + 2] == START:
+                # Some senders omit the final 0x0D: 0x1C directly followed by the next start
+                # block can only be an end marker.
+                frames.append(self._finish())
+                pos = end + 1
             else:
                 # A lone 0x1C inside a message is data, not an end marker.
                 self._append(b"\x1c")

@@ -21,8 +21,10 @@ normal use) therefore gets them applied in the order it sent them.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import text
 
@@ -58,6 +60,12 @@ from parcours.store.repository import Store, Transaction
 __all__ = ["Receiver", "ReplayResult"]
 
 log = logging.getLogger("parcours.hl7v2")
+
+
+class Hl7Observer(Protocol):
+    """Told about every frame answered (for metrics): MSH-9.2, MSA-1 of the response, time."""
+
+    def message(self, trigger: str, ack_code: str, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +108,26 @@ class Receiver:
         settings: Hl7Settings | None = None,
         *,
         identity: IdentityService | None = None,
+        observers: Sequence[Hl7Observer] = (),
     ) -> None:
         self.store = store
         self.settings = settings or Hl7Settings()
         self.identity: IdentityService = identity or LocalIdentity()
+        self.observers = tuple(observers)
 
     # ---- entry points --------------------------------------------------------------------
 
     def handle_frame(self, frame: Frame, peer: str | None = None) -> list[bytes]:
         """ACK message(s) for one MLLP frame (not framed)."""
+        started = time.monotonic()
+        responses = self._handle_frame(frame, peer)
+        if self.observers:
+            trigger, code = _summary(responses)
+            for observer in self.observers:
+                observer.message(trigger, code, time.monotonic() - started)
+        return responses
+
+    def _handle_frame(self, frame: Frame, peer: str | None) -> list[bytes]:
         if frame.oversized:
             ctx = context_from_bytes(frame.data)
             problem = Problem(
@@ -374,3 +393,14 @@ class Receiver:
 
 def _refused(exc: Hl7Error) -> Outcome:
     return Outcome("CR" if exc.ack_code == "AR" else "CE", exc.ack_code, exc.problems)
+
+
+def _summary(responses: list[bytes]) -> tuple[str, str]:
+    """(trigger, MSA-1 of the last response) read back from our own ACK(s)."""
+    if not responses:
+        return "", ""
+    lines = responses[-1].decode("latin-1").split("\r")
+    msh = lines[0].split("|")
+    msa = next((line.split("|") for line in lines if line.startswith("MSA|")), ["", ""])
+    message_type = msh[8].split("^") if len(msh) > 8 else []
+    return (message_type[1] if len(message_type) > 1 else ""), msa[1]

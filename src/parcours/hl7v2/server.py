@@ -14,11 +14,12 @@ import contextlib
 import logging
 import os
 import ssl
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from parcours.hl7v2.framing import FrameDecoder, frame
-from parcours.hl7v2.receiver import Receiver
+from parcours.hl7v2.receiver import Hl7Observer, Receiver
 from parcours.hl7v2.resolver import IdentityService
 from parcours.hl7v2.settings import Hl7Settings
 from parcours.store.repository import Store
@@ -51,10 +52,13 @@ class MllpServer:
         settings: Hl7Settings | None = None,
         ssl_context: ssl.SSLContext | None = None,
         identity: IdentityService | None = None,
+        observers: Sequence[Hl7Observer] = (),
         workers: int = 8,
     ) -> None:
         self.settings = settings or Hl7Settings.from_env(os.environ)
-        self.receiver = Receiver(_store_of(target), self.settings, identity=identity)
+        self.receiver = Receiver(
+            _store_of(target), self.settings, identity=identity, observers=observers
+        )
         self.host = host
         self.requested_port = port
         self.ssl_context = ssl_context if ssl_context is not None else self.settings.ssl_context()

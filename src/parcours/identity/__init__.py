@@ -1,11 +1,25 @@
-"""Identity: INS, RNIV statuses, FR Core identity checks and online matching.
+"""Identity: INS, RNIV statuses, FR Core identity checks, matching, review queue and merge.
 
-Pure domain logic on FHIR R4 Patient dicts: no database, no HTTP. Import from here, not
-from the modules.
+The rules (ins, traits, rniv, validation, record, comparisons, model, matching...) are pure
+domain logic on FHIR R4 Patient dicts: no database, no HTTP. The store-bound layer
+(``service``: online matching as a store write hook and ``$match``; ``queue``: the review
+queue; ``merge``: merge and unmerge; ``audit``: the Splink batch audit; ``tables``) works on
+an open ``parcours.store.Transaction``. Import from here, not from the modules.
 """
 
 from __future__ import annotations
 
+from .audit import (
+    AUDIT_COLUMNS,
+    AUDIT_MODEL,
+    AuditPair,
+    AuditReport,
+    audit_rows,
+    publish,
+    read_patients,
+    run_audit,
+    score_pairs,
+)
 from .comparisons import (
     DEFAULT_COMPARISONS,
     BirthDateComparison,
@@ -53,6 +67,12 @@ from .matching import (
     Tier,
     blocking_keys,
 )
+from .merge import (
+    MergeResult,
+    merge_patients,
+    repoint,
+    unmerge,
+)
 from .model import (
     LevelWeights,
     MatchModel,
@@ -70,6 +90,19 @@ from .normalize import (
 )
 from .phonetic import (
     soundex2,
+)
+from .profile import (
+    fr_core_patient_check,
+    needs_fr_core_check,
+)
+from .queue import (
+    Candidate,
+    CandidateSource,
+    CandidateStatus,
+    decide,
+    list_candidates,
+    mark_pair,
+    record_candidate,
 )
 from .record import (
     IdentityRecord,
@@ -95,6 +128,18 @@ from .rniv import (
     may_call_insi,
     set_attribute,
 )
+from .service import (
+    IdentityCollision,
+    IdentityService,
+    PatientMatch,
+    identity_service,
+    is_merged_away,
+)
+from .tables import (
+    identity_block,
+    identity_candidate,
+    identity_merge,
+)
 from .traits import (
     UNKNOWN_BIRTHPLACE,
     ComplementaryTraits,
@@ -114,6 +159,8 @@ from .validation import (
 )
 
 __all__ = [
+    "AUDIT_COLUMNS",
+    "AUDIT_MODEL",
     "DEFAULT_COMPARISONS",
     "HIGH_TRUST_DOCUMENTS",
     "MAJORITY_AGE",
@@ -122,16 +169,23 @@ __all__ = [
     "NO_NAME",
     "UNKNOWN_BIRTHPLACE",
     "Attribute",
+    "AuditPair",
+    "AuditReport",
     "BirthDateComparison",
     "BirthNameComparison",
     "BirthplaceComparison",
+    "Candidate",
+    "CandidateSource",
+    "CandidateStatus",
     "CarteVitaleQuery",
     "Comparison",
     "ComplementaryTraits",
     "FirstNameComparison",
     "GivenNamesComparison",
+    "IdentityCollision",
     "IdentityError",
     "IdentityRecord",
+    "IdentityService",
     "IdentityState",
     "IllegalTransitionError",
     "InsIdentifier",
@@ -149,7 +203,9 @@ __all__ = [
     "MatchModel",
     "MatchResult",
     "Matcher",
+    "MergeResult",
     "Outcome",
+    "PatientMatch",
     "Sex",
     "SexComparison",
     "SimulatedInsi",
@@ -164,33 +220,52 @@ __all__ = [
     "TransitionRecord",
     "Trigger",
     "apply",
+    "audit_rows",
     "blocking_keys",
     "check_first_given_name",
     "clear_attribute",
     "compare_with_insi",
     "comparison_form",
+    "decide",
     "exposable_identifiers",
     "extract_ins",
     "extract_traits",
     "find_ins_slots",
     "first_given_name_consistent",
     "first_given_name_from_document",
+    "fr_core_patient_check",
+    "identity_block",
+    "identity_candidate",
+    "identity_merge",
+    "identity_service",
     "ins_key",
     "is_fallback_birth_date",
+    "is_merged_away",
     "is_valid_cog",
     "is_valid_matricule",
+    "list_candidates",
+    "mark_pair",
     "may_call_insi",
+    "merge_patients",
+    "needs_fr_core_check",
     "normalize_given_names",
     "normalize_name",
     "normalize_text",
     "operation_outcome",
     "parse_fhir_birth_date",
     "parse_ins",
+    "publish",
+    "read_patients",
     "read_reliability",
+    "record_candidate",
     "record_from_patient",
+    "repoint",
     "rniv_birth_date",
+    "run_audit",
+    "score_pairs",
     "set_attribute",
     "soundex2",
+    "unmerge",
     "validate_matricule",
     "validate_patient",
     "write_reliability",

@@ -37,8 +37,8 @@ from .record import record_from_patient
 from .service import is_merged_away
 
 __all__ = [
-    "AUDIT_MODEL",
     "AUDIT_COLUMNS",
+    "AUDIT_MODEL",
     "AuditPair",
     "AuditReport",
     "audit_rows",
@@ -168,7 +168,7 @@ def score_pairs(
     table = pa.Table.from_pylist(rows, schema=_arrow_schema(pa))
     api = db_api or DuckDBAPI()
     settings = json.loads(model.read_text(encoding="utf-8"))
-    linker = Linker(api.register(table, "identity_audit_input"), settings)
+    linker = Linker(api.register(table, table_name="identity_audit_input"), settings)
     predictions = linker.inference.predict(threshold_match_probability=threshold)
     frame = predictions.as_pandas_dataframe()  # type: ignore[no-untyped-call]
     pairs = [

@@ -114,8 +114,9 @@ def merge_patients(
         raise Conflict(f"Patient/{source_id} was already merged into another patient")
     if is_merged_away(target):
         raise Conflict(f"Patient/{target_id} was merged away; merge into its survivor instead")
-    a, b = record_from_patient(source, allow_test_ins=True), record_from_patient(
-        target, allow_test_ins=True
+    a, b = (
+        record_from_patient(source, allow_test_ins=True),
+        record_from_patient(target, allow_test_ins=True),
     )
     if not allow_different_ins and a.ins is not None and b.ins is not None and a.ins != b.ins:
         raise Conflict(

@@ -201,9 +201,7 @@ def decide(
     if row is None:
         raise NotFound(f"no review-queue entry {pk}")
     _set_status(tx, pk, status, actor if status is not CandidateStatus.OPEN else None, reason)
-    decided = tx.conn.execute(
-        select(identity_candidate).where(identity_candidate.c.pk == pk)
-    ).one()
+    decided = tx.conn.execute(select(identity_candidate).where(identity_candidate.c.pk == pk)).one()
     return _candidate(decided)
 
 

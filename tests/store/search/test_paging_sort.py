@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from parcours.errors import InvalidInput
 from parcours.store import Store
@@ -144,3 +147,45 @@ def test_cursor_from_another_sort_is_rejected(store: Store) -> None:
         search(store, "Patient", [("_count", "1"), ("_cursor", cursor)])
     with pytest.raises(InvalidInput, match="_cursor"):
         search(store, "Patient", [("_cursor", "not-a-cursor!")])
+
+
+_FAMILIES = st.sampled_from(["Dupont", "dupont", "Élise", "Eliot", "Zoé", "Martin"])
+_BIRTHS = st.sampled_from(["1950", "1950-06", "1950-06-01", "1951", "1949-12-31"])
+_SORTS = st.lists(
+    st.sampled_from(["family", "-family", "birthdate", "-birthdate", "gender", "-_id"]),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda s: s.lstrip("-"),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_pages_concatenate_to_the_full_sorted_result(store: Store, data: st.DataObject) -> None:
+    tag = uuid.uuid4().hex
+    with store.begin() as tx:
+        for _ in range(data.draw(st.integers(1, 9))):
+            res: dict[str, Any] = {"resourceType": "Patient", "meta": {"tag": [{"code": tag}]}}
+            family = data.draw(st.none() | _FAMILIES)
+            if family:
+                res["name"] = [{"family": family}]
+            birth = data.draw(st.none() | _BIRTHS)
+            if birth:
+                res["birthDate"] = birth
+            if data.draw(st.booleans()):
+                res["gender"] = data.draw(st.sampled_from(["male", "female"]))
+            tx.create(res)
+    sort = ",".join(data.draw(_SORTS))
+    base = [("_tag", tag), ("_sort", sort)]
+    full = search(store, "Patient", [*base, ("_count", "1000")])
+    size = data.draw(st.integers(1, 4))
+    paged = _all_pages(store, "Patient", [*base, ("_count", str(size))])
+    assert paged == [r["id"] for r in full.matches]
+    # Resources without a value for the first key come last, whatever the direction.
+    first = sort.split(",")[0].lstrip("-")
+    if first in ("family", "birthdate"):
+        key = "name" if first == "family" else "birthDate"
+        present = [key in r for r in full.matches]
+        assert present == sorted(present, reverse=True)

@@ -471,3 +471,39 @@ def test_observation_search_matches_oracle(store: Store, data: st.DataObject) ->
     for _ in range(4):
         queries = data.draw(st.lists(observation_queries(), min_size=1, max_size=2))
         _check(store, "Observation", queries, stored, tag)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_number_search_matches_oracle(store: Store, data: st.DataObject) -> None:
+    # RiskAssessment.probability is a number parameter (prediction.probability as decimal).
+    tag = uuid.uuid4().hex
+    assessments = []
+    for _ in range(data.draw(st.integers(1, 6))):
+        probabilities = data.draw(st.lists(st.sampled_from(DECIMALS), max_size=2))
+        assessments.append(
+            {
+                "resourceType": "RiskAssessment",
+                "status": "final",
+                "subject": {"reference": "Patient/x"},
+                "prediction": [{"probabilityDecimal": float(p)} for p in probabilities],
+            }
+        )
+    stored = _store_all(store, assessments, tag)
+    for _ in range(4):
+        prefix = data.draw(st.sampled_from([*PREFIXES, "ap"]))
+        values = data.draw(st.lists(st.sampled_from(DECIMALS), min_size=1, max_size=2))
+
+        def oracle(
+            r: Res, _: dict[str, Res], prefix: str = prefix, values: list[str] = values
+        ) -> bool:
+            return any(
+                number_matches(prefix, v, Decimal(repr(p["probabilityDecimal"])))
+                for p in r["prediction"]
+                for v in values
+            )
+
+        query = ("probability", ",".join(prefix + v for v in values), oracle)
+        _check(store, "RiskAssessment", [query], stored, tag)

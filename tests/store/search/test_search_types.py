@@ -282,6 +282,12 @@ def test_uri_and_canonical(store: Store) -> None:
         == set()
     )
     assert ids(search(store, "Patient", "_profile=https://hl7.fr/x")) == set()
+    # URIs are case-sensitive, :below and :above included.
+    assert ids(search(store, "Questionnaire", "url:below=HTTPS://parcours.example/")) == set()
+    assert (
+        ids(search(store, "Questionnaire", "url=https://parcours.example/questionnaire/ppcs"))
+        == set()
+    )
 
 
 def test_reference_forms(store: Store) -> None:
@@ -409,3 +415,13 @@ def test_french_guide_parameters(store: Store) -> None:
         extension=[{"url": ext, "valueCoding": {"system": "urn:x", "code": "ADMISSION"}}],
     )
     assert ids(search(store, "CommunicationRequest", "event-type=urn:x|ADMISSION")) == {cr["id"]}
+
+
+def test_meta_parameters(store: Store) -> None:
+    profile = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient"
+    restricted = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
+    p = create(store, resourceType="Patient", meta={"profile": [profile], "security": [restricted]})
+    create(store, resourceType="Patient")
+    assert ids(search(store, "Patient", f"_profile={profile}")) == {p["id"]}
+    assert ids(search(store, "Patient", f"_security={restricted['system']}|R")) == {p["id"]}
+    assert ids(search(store, "Patient", "_security:missing=true")) != {p["id"]}

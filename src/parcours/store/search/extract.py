@@ -23,7 +23,13 @@ from parcours.store.search.values import (
     parse_decimal,
 )
 
-__all__ = ["ROW_MAKERS", "Row", "parse_reference", "reference_identifier_rows"]
+__all__ = [
+    "ROW_MAKERS",
+    "Row",
+    "identifier_type_rows",
+    "parse_reference",
+    "reference_identifier_rows",
+]
 
 Row = dict[str, Any]
 RowMaker = Callable[[Node, "ReferenceParser"], Iterator[Row]]

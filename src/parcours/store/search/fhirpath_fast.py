@@ -108,8 +108,11 @@ def _flatten(value: Any, type_: str | None, out: list[Node]) -> None:
         out.append(Node(value, type_))
 
 
-def _field(name: str) -> _Step:
+def _field(name: str, choices: frozenset[str] | None) -> _Step:
     prefix_len = len(name)
+    # Scanning the keys for valueQuantity & co. is the slow part of a miss: only do it for
+    # names that are choice elements somewhere in R4 (all names when the list is unknown).
+    is_choice = choices is None or name in choices
 
     def step(nodes: list[Node]) -> list[Node]:
         out: list[Node] = []
@@ -119,6 +122,8 @@ def _field(name: str) -> _Step:
                 continue
             if name in value:
                 _flatten(value[name], None, out)
+                continue
+            if not is_choice:
                 continue
             # A choice element read by its short name: valueQuantity, effectivePeriod...
             for key, item in value.items():
@@ -171,7 +176,9 @@ def _where_is(type_name: str) -> _Step:
     return step
 
 
-def _compile_fast(part: str, resource_type: str) -> Extractor | None:
+def _compile_fast(
+    part: str, resource_type: str, choices: frozenset[str] | None = None
+) -> Extractor | None:
     """The fast path for one union operand, or None if its shape is not one we handle."""
     text = _strip_parens(part)
     steps: list[_Step] = []
@@ -180,7 +187,7 @@ def _compile_fast(part: str, resource_type: str) -> Extractor | None:
         end = _closing(text, 0)
         if end < 0:
             return None
-        inner = _compile_fast(text[1:end], resource_type)
+        inner = _compile_fast(text[1:end], resource_type, choices)
         if inner is None:
             return None
         head: Extractor = inner
@@ -188,7 +195,7 @@ def _compile_fast(part: str, resource_type: str) -> Extractor | None:
     else:
         ext = _EXT_HEAD.match(text)
         if ext is not None:
-            steps.append(_field("extension"))
+            steps.append(_field("extension", choices))
             steps.append(_where_eq("url", ext.group("eu")))
             pos = ext.end()
         else:
@@ -200,7 +207,7 @@ def _compile_fast(part: str, resource_type: str) -> Extractor | None:
             if name not in (resource_type, "Resource", "DomainResource"):
                 if name[:1].isupper():
                     return None
-                steps.append(_field(name))
+                steps.append(_field(name, choices))
 
         def root(res: dict[str, Any]) -> list[Node]:
             return [Node(res, None)]
@@ -218,12 +225,12 @@ def _compile_fast(part: str, resource_type: str) -> Extractor | None:
         elif match.group("oftype"):
             steps.append(_of_type(match.group("ot")))
         elif match.group("ext"):
-            steps.append(_field("extension"))
+            steps.append(_field("extension", choices))
             steps.append(_where_eq("url", match.group("eu")))
         elif match.group("as_kw"):
             steps.append(_of_type(match.group("at")))
         else:
-            steps.append(_field(match.group("fn")))
+            steps.append(_field(match.group("fn"), choices))
     if text[pos:].strip():
         return None
 
@@ -260,10 +267,20 @@ def _compile_fhirpathpy(part: str) -> Extractor:
     return run
 
 
-def compile_expression(part: str, resource_type: str, *, fast: bool = True) -> Extractor:
-    """Compile one union operand for resources of ``resource_type``."""
+def compile_expression(
+    part: str,
+    resource_type: str,
+    *,
+    fast: bool = True,
+    choices: frozenset[str] | None = None,
+) -> Extractor:
+    """Compile one union operand for resources of ``resource_type``.
+
+    ``choices``: the short names of choice elements (``value`` for ``value[x]``); None means
+    any name may be one.
+    """
     if fast:
-        compiled = _compile_fast(part, resource_type)
+        compiled = _compile_fast(part, resource_type, choices)
         if compiled is not None:
             return compiled
     return _compile_fhirpathpy(part)

@@ -27,6 +27,7 @@ from parcours.store.search.extract import (
 )
 from parcours.store.search.fhirpath_fast import (
     Extractor,
+    Node,
     check_expression,
     compile_expression,
     split_union,
@@ -110,7 +111,9 @@ class SearchParam:
 @dataclass(frozen=True, slots=True)
 class _Plan:
     param: SearchParam
-    extractors: tuple[Extractor, ...]
+    # (operand text, compiled operand): the text keys a per-resource memo, since parameters
+    # often share operands (code / combo-code, subject / patient).
+    extractors: tuple[tuple[str, Extractor], ...]
 
 
 class SearchParameterRegistry:
@@ -122,8 +125,12 @@ class SearchParameterRegistry:
         *,
         base_urls: tuple[str, ...] = (),
         fast_path: bool = True,
+        choice_elements: frozenset[str] | None = None,
     ) -> None:
         self._resource_types = frozenset(resource_types)
+        # Short names of R4 choice elements (value[x] -> "value"), which the fast path may find
+        # under a typed key; None when unknown (every name is then tried as a choice).
+        self._choices = choice_elements
         # Absolute references under these URLs are local (``https://host/fhir/Patient/1``).
         self.base_urls = tuple(u.rstrip("/") for u in base_urls)
         self._fast_path = fast_path
@@ -142,7 +149,11 @@ class SearchParameterRegistry:
         bundle = json.loads(
             gzip.decompress(data_dir.joinpath("search-parameters-r4.json.gz").read_bytes())
         )
-        registry = cls(frozenset(bundle["resourceTypes"]), base_urls=base_urls)
+        registry = cls(
+            frozenset(bundle["resourceTypes"]),
+            base_urls=base_urls,
+            choice_elements=frozenset(bundle["choiceElements"]),
+        )
         for sp in bundle["searchParameters"]:
             registry._put(SearchParam.from_resource(sp))
         french = sorted(
@@ -262,7 +273,10 @@ class SearchParameterRegistry:
             head = _head_name(part)
             if head[:1].isupper() and head not in (resource_type, *_ABSTRACT_BASES):
                 continue  # an operand for another base type
-            extractors.append(compile_expression(part, resource_type, fast=self._fast_path))
+            compiled = compile_expression(
+                part, resource_type, fast=self._fast_path, choices=self._choices
+            )
+            extractors.append((part, compiled))
         return _Plan(param, tuple(extractors)) if extractors else None
 
     def index(self, res: Mapping[str, Any]) -> dict[str, list[Row]]:
@@ -275,6 +289,7 @@ class SearchParameterRegistry:
     def index_plans(self, res: dict[str, Any], plans: tuple[_Plan, ...]) -> dict[str, list[Row]]:
         out: dict[str, list[Row]] = {}
         refs = self.parse_reference
+        memo: dict[str, list[Node]] = {}
         for plan in plans:
             param = plan.param
             kind = param.type
@@ -282,8 +297,11 @@ class SearchParameterRegistry:
             seen: set[tuple[Any, ...]] = set()
             rows = out.setdefault(kind, [])
             token_rows = out.setdefault("token", []) if kind in ("reference", "token") else None
-            for extractor in plan.extractors:
-                for node in extractor(res):
+            for part, extractor in plan.extractors:
+                nodes = memo.get(part)
+                if nodes is None:
+                    nodes = memo[part] = extractor(res)
+                for node in nodes:
                     for row in maker(node, refs):
                         key = (kind, *row.values())
                         if key not in seen:

@@ -6,6 +6,26 @@ both databases start from the composite index (res_type, param, value…) of the
 instead of scanning resources; PostgreSQL plans it as a semi-join. Chains join the reference
 rows to the target ``resource`` row by (type, id); ``_has`` does the same in reverse. Nothing
 is filtered in Python, so counts and pages are exact.
+
+Semantics (FHIR R4 §3.1.1), where the specification leaves a choice:
+
+- A resource matches when **any** of its values for the parameter matches (``ne`` included:
+  a resource with two dates matches ``ne`` if one of them does).
+- date: the stored value and the searched value are both inclusive ranges in epoch ms (a date
+  without time zone is UTC; an open Period end is unbounded). eq = stored range inside the
+  searched one; ne = not eq; gt = stored range ends after it; lt = starts before it; ge = gt
+  or eq; le = lt or eq; sa = starts after its end; eb = ends before its start; ap = overlaps
+  it widened by 10 % of its distance to now (at least one day).
+- number and quantity: the stored value is compared as a point; eq / ne use the implicit
+  precision of the searched value ("5.4" is [5.35, 5.45)); gt, lt, ge, le, sa, eb compare with
+  the value itself; ap is within 10 %. ``number|system|code`` requires that system and code;
+  ``number||code`` matches code or unit.
+- token: exact and case-sensitive; ``:not`` also returns resources with no value; ``:text``
+  is a case- and accent-insensitive word-prefix match on display / CodeableConcept.text.
+- string: folded prefix by default; ``:contains`` folded substring; ``:exact`` as written.
+- reference: ``Type/id``, a bare id (typed when the parameter has one target), absolute URLs
+  under a configured base (``registry.base_urls``) or not, canonical ``url`` (any version) or
+  ``url|version``; ``:identifier`` looks at Reference.identifier.
 """
 
 from __future__ import annotations
@@ -20,6 +40,7 @@ from sqlalchemy import (
     Select,
     and_,
     false,
+    func,
     literal,
     not_,
     or_,
@@ -166,7 +187,8 @@ class FilterCompiler:
                 return c.target_url == text
             # A canonical without version matches every version of it.
             return or_(
-                c.target_url == text, c.target_url.like(_like_escape(text) + "|%", escape="\\")
+                c.target_url == text,
+                func.substr(c.target_url, 1, len(text) + 1) == text + "|",
             )
         parts = text.split("/")
         if len(parts) >= 2 and self.registry.is_resource_type(parts[-2]):
@@ -354,9 +376,10 @@ def _quantity(v: SearchValue) -> Predicate:
 def _uri(v: SearchValue, modifier: str | None) -> Predicate:
     text = unescape(v.value)
     c = idx_uri.c
+    # URIs are case-sensitive and SQLite's LIKE is not: prefixes are compared with substr.
     if modifier == "below":
-        return c.value.like(_like_escape(text) + "%", escape="\\")
+        return func.substr(c.value, 1, len(text)) == text
     if modifier == "above":
         # The stored URI is a prefix of the searched one.
-        return literal(text).like(c.value + literal("%"))
+        return func.substr(literal(text), 1, func.length(c.value)) == c.value
     return c.value == text
