@@ -39,7 +39,8 @@ class Platform:
 
 def build_platform(settings: Settings) -> Platform:
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    registry = SearchParameterRegistry.load_default()
+    # Absolute references to our own FHIR base are indexed as local Type/id references.
+    registry = SearchParameterRegistry.load_default(base_urls=(f"{settings.base_url}/fhir",))
     identity = identity_service(settings.production)
     validator = make_validator(settings, profile_checks=[identity.profile_check])
     store = Store(engine, validator=validator, registry=registry)

@@ -79,7 +79,12 @@ def test_count_total_summary(store: Store) -> None:
     for i in range(5):
         create(store, resourceType="Patient", gender="female" if i % 2 else "male")
     r = search(store, "Patient", "_count=2")
+    # Without _total, a total is given only when it is free (every match on the first page).
+    assert len(r.matches) == 2 and r.total is None and r.next_params is not None
+    r = search(store, "Patient", "_count=2&_total=accurate")
     assert len(r.matches) == 2 and r.total == 5 and r.next_params is not None
+    r = search(store, "Patient", "_count=10")
+    assert len(r.matches) == 5 and r.total == 5 and r.next_params is None
     r = search(store, "Patient", "_count=0")
     assert r.matches == [] and r.total == 5 and r.next_params is None
     r = search(store, "Patient", "_summary=count&gender=male")
