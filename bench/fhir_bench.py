@@ -35,6 +35,7 @@ PG_ADMIN = os.environ.get(
     "PARCOURS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
+# RNIV form (upper case, no diacritics), as INSi returns them.
 FAMILIES = [
     "MARTIN",
     "BERNARD",
@@ -79,7 +80,6 @@ GIVENS = [
     "JACQUES",
     "ANNE",
 ]
-POSTCODES = ["21000", "25000", "39000", "58000", "70000", "71000", "89000", "90000"]
 LOINC = [
     ("8867-4", "Heart rate", "/min"),
     ("8480-6", "Systolic blood pressure", "mm[Hg]"),
@@ -88,29 +88,114 @@ LOINC = [
 ]
 
 
+COMMUNES = [
+    ("21231", "Dijon", "21000"),
+    ("25056", "Besançon", "25000"),
+    ("39300", "Lons-le-Saunier", "39000"),
+    ("58194", "Nevers", "58000"),
+    ("70550", "Vesoul", "70000"),
+    ("71270", "Mâcon", "71000"),
+    ("89024", "Auxerre", "89000"),
+    ("90010", "Belfort", "90000"),
+]
+FR_CORE = "https://hl7.fr/ig/fhir/core"
+BIRTH_GIVEN_NAMES = f"{FR_CORE}/StructureDefinition/fr-core-patient-birth-list-given-name"
+
+
+def traits(n: int) -> tuple[str, int, int, int, tuple[str, str, str]]:
+    """Sex, birth year, month, day and birthplace of person ``n``, all distinct INS for n < 15 M."""
+    sex = "male" if n % 2 else "female"
+    year = 1930 + (n // 2) % 80
+    month = 1 + (n // 160) % 12
+    return sex, year, month, 1 + n % 28, COMMUNES[(n // 1920) % 8]
+
+
 def ins_for(n: int) -> str:
-    first13 = f"1{(n % 90) + 10:02d}01{21 + n % 70:02d}{n % 1000:03d}{n // 1000 % 1000:03d}"[:13]
+    sex, year, month, _day, (cog, _city, _postcode) = traits(n)
+    first13 = (
+        f"{1 if sex == 'male' else 2}{year % 100:02d}{month:02d}{cog}{(n // 15360) % 1000:03d}"
+    )
     return first13 + f"{97 - int(first13) % 97:02d}"
 
 
 def patient(n: int) -> dict[str, Any]:
+    """An FR Core Patient with a qualified test INS, as a hospital would send it."""
     rng = random.Random(n)
+    sex, year, month, day, (cog, city, postcode) = traits(n)
+    family = rng.choice(FAMILIES) + ("" if n % 7 else f"-{rng.choice(FAMILIES)}")
+    given = [rng.choice(GIVENS), rng.choice(GIVENS)]
     return {
         "resourceType": "Patient",
+        "meta": {"profile": [f"{FR_CORE}/StructureDefinition/fr-core-patient-ins"]},
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/patient-birthPlace",
+                "valueAddress": {
+                    "extension": [
+                        {
+                            "url": f"{FR_CORE}/StructureDefinition/fr-core-address-insee-code",
+                            "valueCoding": {
+                                "system": "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/"
+                                "TRE-R13-CommuneOM",
+                                "code": cog,
+                            },
+                        }
+                    ],
+                    "city": city,
+                },
+            },
+            {
+                "url": f"{FR_CORE}/StructureDefinition/fr-core-identity-reliability",
+                "extension": [
+                    {
+                        "url": "identityStatus",
+                        "valueCoding": {
+                            "system": f"{FR_CORE}/CodeSystem/fr-core-cs-identity-status",
+                            "code": "QUAL",
+                        },
+                    },
+                    {
+                        "url": "validationMode",
+                        "valueCoding": {
+                            "system": f"{FR_CORE}/CodeSystem/fr-core-cs-mode-validation-identity",
+                            "code": "CN",
+                        },
+                    },
+                ],
+            },
+        ],
         "identifier": [
-            {"system": INS_SYSTEM, "value": ins_for(n)},
-            {"system": "urn:oid:1.2.250.1.71.4.2.7.bench", "value": f"IPP{n:08d}"},
+            {
+                "use": "official",
+                "type": {
+                    "coding": [
+                        {
+                            "system": f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0203",
+                            "code": "INS-NIR-TEST",
+                        }
+                    ]
+                },
+                "system": INS_SYSTEM,
+                "value": ins_for(n),
+            },
+            {"use": "usual", "system": "urn:oid:1.2.250.1.71.4.2.7.999", "value": f"IPP{n:08d}"},
         ],
         "name": [
             {
                 "use": "official",
-                "family": rng.choice(FAMILIES) + ("" if n % 7 else f"-{n % 97}"),
-                "given": [rng.choice(GIVENS), rng.choice(GIVENS)],
+                "family": family,
+                "given": given[:1],
+                "extension": [
+                    {
+                        "url": BIRTH_GIVEN_NAMES,
+                        "valueString": " ".join(given),
+                    }
+                ],
             }
         ],
-        "gender": rng.choice(["male", "female"]),
-        "birthDate": f"{1930 + n % 80}-{1 + n % 12:02d}-{1 + n % 28:02d}",
-        "address": [{"city": "Dijon", "postalCode": POSTCODES[n % len(POSTCODES)]}],
+        "gender": sex,
+        "birthDate": f"{year}-{month:02d}-{day:02d}",
+        "address": [{"city": city, "postalCode": postcode}],
     }
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from parcours.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from parcours.store import Store
 
 __all__ = ["main"]
 
@@ -76,6 +80,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(_settings(), host=args.host, port=args.port, mllp_port=args.mllp_port)
 
 
+def _open_store() -> Store:
+    from parcours.platform import build_platform
+
+    return build_platform(_settings()).store
+
+
+def _cmd_hl7_listen(args: argparse.Namespace) -> int:
+    from parcours.serve import listen_mllp
+
+    return listen_mllp(_settings(), host=args.host, port=args.port)
+
+
 def _cmd_outbox(args: argparse.Namespace) -> int:
     from parcours.serve import run_outbox_worker
 
@@ -85,7 +101,7 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
 def _cmd_identity(args: argparse.Namespace) -> int:
     import json
 
-    from parcours.identity import CandidateStatus, list_candidates, run_audit
+    from parcours.identity import CandidateStatus, list_candidates, read_patients, run_audit
     from parcours.platform import build_platform
     from parcours.store.schema_version import SchemaBehind, ensure_schema
 
@@ -98,7 +114,6 @@ def _cmd_identity(args: argparse.Namespace) -> int:
                 platform.store,
                 threshold=args.threshold,
                 batch_size=args.batch_size,
-                allow_test_ins=not settings.production,
                 write=not args.dry_run,
             )
             if args.format == "json":
@@ -115,6 +130,24 @@ def _cmd_identity(args: argparse.Namespace) -> int:
                     f"identity audit: {report.records} patients, {len(report.pairs)} pairs at "
                     f"p >= {args.threshold}, {report.queued} offered to the review queue"
                 )
+        elif args.identity_command == "reindex":
+            count = matchable = 0
+            batch: list[dict[str, object]] = []
+
+            def flush() -> None:
+                nonlocal matchable
+                with platform.store.begin() as tx:
+                    matchable += sum(platform.identity.reindex(tx, p) for p in batch)
+                batch.clear()
+
+            for patient in read_patients(platform.store):
+                batch.append(patient)
+                count += 1
+                if len(batch) >= 1000:
+                    flush()
+            if batch:
+                flush()
+            print(f"identity reindex: {count} patients, {matchable} matchable")
         elif args.identity_command == "queue":
             statuses = tuple(CandidateStatus(s) for s in args.status or ["open"])
             with platform.store.begin(readonly=True) as tx:
@@ -176,8 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--format", choices=("text", "json"), default="text")
     audit.add_argument("--threshold", type=float, default=0.5, help="Splink match probability")
-    audit.add_argument("--batch-size", type=int, default=5000, help="Patients read per batch")
+    audit.add_argument("--batch-size", type=int, default=50_000, help="rows read per batch")
     audit.add_argument("--dry-run", action="store_true", help="print the pairs, queue nothing")
+    identity_sub.add_parser(
+        "reindex", help="rebuild blocking keys and audit rows of every stored Patient"
+    )
     queue = identity_sub.add_parser("queue", help="list the review queue, highest score first")
     queue.add_argument(
         "--status",
@@ -188,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--limit", type=int, default=100)
     queue.add_argument("--format", choices=("text", "json"), default="text")
     identity.set_defaults(func=_cmd_identity)
+
+    from parcours.hl7v2 import cli as hl7_cli
+
+    hl7_sub = hl7_cli.register(sub, open_store=_open_store)
+    listen = hl7_sub.add_parser("listen", help="run the MLLP listener alone (no web server)")
+    listen.add_argument("--host", default="127.0.0.1")
+    listen.add_argument("--port", type=int, default=2575)
+    listen.set_defaults(func=_cmd_hl7_listen)
     return parser
 
 

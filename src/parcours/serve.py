@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -14,7 +17,10 @@ from parcours.platform import Platform, build_platform
 from parcours.store.outbox import Dispatcher, run_worker
 from parcours.store.schema_version import SchemaBehind, ensure_schema
 
-__all__ = ["run_outbox_worker", "serve"]
+if TYPE_CHECKING:
+    from parcours.hl7v2 import Hl7Settings
+
+__all__ = ["listen_mllp", "run_outbox_worker", "serve"]
 
 log = logging.getLogger("parcours.serve")
 
@@ -58,13 +64,47 @@ async def _serve_all(
         return
     from parcours.hl7v2 import MllpServer
 
-    mllp = MllpServer(platform.store, host=host, port=mllp_port)
+    mllp = MllpServer(platform.store, host=host, port=mllp_port, settings=_hl7_settings(platform))
     await mllp.start()
     log.info("MLLP listener on %s:%d", host, mllp_port)
     try:
         await server.serve()
     finally:
         await mllp.stop()
+
+
+def _hl7_settings(platform: Platform) -> Hl7Settings:
+    from parcours.hl7v2 import Hl7Settings
+
+    return Hl7Settings.from_env(os.environ, production=platform.settings.production)
+
+
+def listen_mllp(settings: Settings, *, host: str, port: int) -> int:
+    """``parcours hl7 listen``: the MLLP listener alone, until SIGINT or SIGTERM."""
+    configure_logging(settings)
+    platform = _ready_platform(settings)
+    if platform is None:
+        return 2
+    from parcours.hl7v2 import MllpServer
+
+    async def run() -> None:
+        mllp = MllpServer(platform.store, host=host, port=port, settings=_hl7_settings(platform))
+        await mllp.start()
+        log.info("MLLP listener on %s:%d", host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await mllp.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        platform.close()
+    return 0
 
 
 def run_outbox_worker(settings: Settings, *, once: bool) -> int:

@@ -218,3 +218,36 @@ def test_unchanged_identity_is_not_rescored(platform: Platform) -> None:
         {"system": "phone", "value": "0380000000"}]})  # fmt: skip
     [same] = _queue(platform)
     assert same == pair
+
+
+def test_reindex_rebuilds_keys_and_audit_rows(
+    platform: Platform,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sqlalchemy import delete, func
+
+    from parcours.cli import main
+    from parcours.identity import identity_record
+
+    platform.store.update(_adult("r1"))
+    platform.store.update(_adult("r2", family="MARTIN"))
+    platform.store.update({"resourceType": "Patient", "id": "r3", "birthDate": "1999"})
+
+    def counts() -> tuple[int, int]:
+        with platform.store.begin(readonly=True) as tx:
+            keys = tx.conn.execute(select(func.count()).select_from(identity_block)).scalar()
+            rows = tx.conn.execute(select(func.count()).select_from(identity_record)).scalar()
+        return int(keys or 0), int(rows or 0)
+
+    before = counts()
+    assert before[1] == 3
+    with platform.store.begin() as tx:
+        tx.conn.execute(delete(identity_block))
+        tx.conn.execute(delete(identity_record))
+    assert counts() == (0, 0)
+    monkeypatch.setenv("PARCOURS_DATABASE_URL", database_url)
+    assert main(["identity", "reindex"]) == 0
+    assert "3 patients, 3 matchable" in capsys.readouterr().out
+    assert counts() == before

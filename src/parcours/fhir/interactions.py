@@ -121,6 +121,9 @@ def find(
     request = parse_search(
         res_type, [*criteria, ("_count", "2")], ctx.registry, default_count=2, max_count=2
     )
+    # Two concurrent conditional writes with the same criteria must not both miss, then both
+    # create: they queue on the criteria until the first commits.
+    tx.lock_key(f"{res_type}?{sorted(criteria)}")
     matches: list[dict[str, Any]] = tx.search(request).matches
     return matches
 

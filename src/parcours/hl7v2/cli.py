@@ -45,8 +45,11 @@ def _add_filter(p: argparse.ArgumentParser) -> None:
 def register(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     open_store: Callable[[], Store] | None = None,
-) -> None:
-    """Add ``hl7`` and its sub-commands; with ``open_store``, also ``func`` (args -> exit code)."""
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add ``hl7`` and its sub-commands; with ``open_store``, also ``func`` (args -> exit code).
+
+    Returns the sub-command group, so the caller can add commands that need more than a store
+    (``hl7 listen``)."""
     hl7 = subparsers.add_parser("hl7", help="HL7 v2 inbox: list, show, replay, discard, purge")
     if open_store is not None:
 
@@ -74,6 +77,7 @@ def register(
     p.add_argument("--reason", required=True)
     p = sub.add_parser("purge", help="delete applied/ignored/rejected messages past retention")
     p.add_argument("--older-than-days", type=int, default=None)
+    return sub
 
 
 def _time(value: str | None) -> int | None:

@@ -24,6 +24,7 @@ from parcours.hl7v2.identifiers import Sender
 from parcours.hl7v2.mapping_patient import INS_OIDS
 from parcours.hl7v2.tables import hl7_xref
 from parcours.store.repository import Transaction
+from parcours.store.search import parse_search
 
 __all__ = ["IdentityService", "LocalIdentity", "Xref"]
 
@@ -156,6 +157,18 @@ class IdentityService(Protocol):
         ...
 
 
+def _active_patient_with(tx: Transaction, system: str, value: str) -> str | None:
+    """The one active Patient carrying this identifier, if exactly one does."""
+    registry = tx.store.registry
+    if registry is None:
+        return None
+    request = parse_search(
+        "Patient", [("identifier", f"{system}|{value}"), ("_count", "2")], registry
+    )
+    matches = [m for m in tx.search(request).matches if m.get("active", True) is not False]
+    return str(matches[0]["id"]) if len(matches) == 1 else None
+
+
 class LocalIdentity:
     """Same sender IPP, else same INS, else new."""
 
@@ -175,6 +188,12 @@ class LocalIdentity:
                 hit = xref.find(kind, ident["system"], ident["value"])
                 if hit and tx.exists("Patient", hit[0]):
                     return hit[0]
+                if kind == "ins":
+                    # An identity known to the platform from elsewhere (FHIR, another
+                    # hospital): the INS is national, the IPP cross-reference is not.
+                    stored = _active_patient_with(tx, ident["system"], ident["value"])
+                    if stored is not None:
+                        return stored
         return None
 
     def merge(self, tx: Transaction, survivor_id: str, obsolete_id: str) -> list[str]:

@@ -52,11 +52,14 @@ class Hl7Settings:
         return ctx
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Hl7Settings:
+    def from_env(cls, env: Mapping[str, str], *, production: bool = True) -> Hl7Settings:
+        """``production`` is the platform's setting: outside production (demo, tests, a
+        regional test bench) test and demonstration INS are kept, as the FHIR API keeps them."""
+
         def get(name: str) -> str | None:
             return env.get(f"PARCOURS_HL7_{name}")
 
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, object] = {"allow_test_ins": not production}
         if (v := get("MAX_MESSAGE_BYTES")) is not None:
             kwargs["max_message_bytes"] = int(v)
         if (v := get("IDLE_TIMEOUT_SECONDS")) is not None:

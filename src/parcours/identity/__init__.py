@@ -10,13 +10,13 @@ an open ``parcours.store.Transaction``. Import from here, not from the modules.
 from __future__ import annotations
 
 from .audit import (
-    AUDIT_COLUMNS,
     AUDIT_MODEL,
     AuditPair,
     AuditReport,
     audit_rows,
     publish,
     read_patients,
+    read_rows,
     run_audit,
     score_pairs,
 )
@@ -35,6 +35,10 @@ from .errors import (
     IllegalTransitionError,
     InvalidInsError,
     InvalidTraitError,
+)
+from .flat import (
+    FLAT_COLUMNS,
+    flat_row,
 )
 from .ins import (
     InsIdentifier,
@@ -99,9 +103,11 @@ from .queue import (
     Candidate,
     CandidateSource,
     CandidateStatus,
+    Offer,
     decide,
     list_candidates,
     mark_pair,
+    offer_pairs,
     record_candidate,
 )
 from .record import (
@@ -139,6 +145,7 @@ from .tables import (
     identity_block,
     identity_candidate,
     identity_merge,
+    identity_record,
 )
 from .traits import (
     UNKNOWN_BIRTHPLACE,
@@ -159,9 +166,9 @@ from .validation import (
 )
 
 __all__ = [
-    "AUDIT_COLUMNS",
     "AUDIT_MODEL",
     "DEFAULT_COMPARISONS",
+    "FLAT_COLUMNS",
     "HIGH_TRUST_DOCUMENTS",
     "MAJORITY_AGE",
     "MINOR_DOCUMENTS",
@@ -204,6 +211,7 @@ __all__ = [
     "MatchResult",
     "Matcher",
     "MergeResult",
+    "Offer",
     "Outcome",
     "PatientMatch",
     "Sex",
@@ -233,10 +241,12 @@ __all__ = [
     "find_ins_slots",
     "first_given_name_consistent",
     "first_given_name_from_document",
+    "flat_row",
     "fr_core_patient_check",
     "identity_block",
     "identity_candidate",
     "identity_merge",
+    "identity_record",
     "identity_service",
     "ins_key",
     "is_fallback_birth_date",
@@ -251,12 +261,14 @@ __all__ = [
     "normalize_given_names",
     "normalize_name",
     "normalize_text",
+    "offer_pairs",
     "operation_outcome",
     "parse_fhir_birth_date",
     "parse_ins",
     "publish",
     "read_patients",
     "read_reliability",
+    "read_rows",
     "record_candidate",
     "record_from_patient",
     "repoint",

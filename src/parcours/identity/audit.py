@@ -2,9 +2,10 @@
 
 Named steps, each usable on its own (STYLE 3.3):
 
-1. :func:`read_patients` — the active Patients, in keyset-paged batches from the store;
-2. :func:`audit_rows` — each flattened by ``record_from_patient`` (the same normalisation as
-   online matching) into one row of plain columns;
+1. :func:`read_rows` — the flat row of every active Patient (``identity_record``, written by
+   the online-matching hook with the same normalisation as matching: ``record_from_patient``
+   then ``flat_row``), in keyset-paged batches; :func:`audit_rows` flattens FHIR Patients
+   read from elsewhere (:func:`read_patients`, an export) the same way;
 3. :func:`score_pairs` — Splink, with the versioned model ``splink_model.json`` (settings and
    trained m/u: data, never re-trained here), on DuckDB by default; blocking is in the model;
 4. :func:`publish` — pairs above the threshold into the review queue as ``open`` (the audit
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -30,38 +31,25 @@ from parcours.store import Store
 from parcours.store.schema import resource
 
 from .errors import IdentityError
-from .normalize import NO_GIVEN_NAME, NO_NAME
-from .phonetic import soundex2
-from .queue import CandidateSource, CandidateStatus, record_candidate
+from .flat import FLAT_COLUMNS, flat_row
+from .queue import CandidateSource, CandidateStatus, Offer, offer_pairs
 from .record import record_from_patient
 from .service import is_merged_away
+from .tables import identity_record
 
 __all__ = [
-    "AUDIT_COLUMNS",
     "AUDIT_MODEL",
     "AuditPair",
     "AuditReport",
     "audit_rows",
     "publish",
     "read_patients",
+    "read_rows",
     "run_audit",
     "score_pairs",
 ]
 
 AUDIT_MODEL: Final = Path(__file__).with_name("splink_model.json")
-AUDIT_COLUMNS: Final = (
-    "unique_id",
-    "birth_name",
-    "first_given_name",
-    "birth_date",
-    "sex",
-    "birthplace",
-    "ins",
-    "name_sx",
-    "first_sx",
-    "birth_year",
-    "birth_md",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +99,22 @@ def read_patients(store: Store, *, batch_size: int = 5000) -> Iterator[dict[str,
             yield row.content
 
 
-def _key(text: str | None, empty: str) -> str | None:
-    return soundex2(text) or None if text and text != empty else None
+def read_rows(store: Store, *, batch_size: int = 50_000) -> list[dict[str, Any]]:
+    """Every flat row of ``identity_record``, one short read transaction per batch."""
+    rows: list[dict[str, Any]] = []
+    last = ""
+    while True:
+        with store.begin(readonly=True) as tx:
+            batch = tx.conn.execute(
+                select(identity_record)
+                .where(identity_record.c.unique_id > last)
+                .order_by(identity_record.c.unique_id)
+                .limit(batch_size)
+            ).all()
+        if not batch:
+            return rows
+        last = batch[-1].unique_id
+        rows.extend(row._asdict() for row in batch)
 
 
 def audit_rows(
@@ -124,30 +126,9 @@ def audit_rows(
         if is_merged_away(patient) or not isinstance(patient.get("id"), str):
             continue
         try:
-            rec = record_from_patient(patient, allow_test_ins=allow_test_ins)
+            rows.append(flat_row(record_from_patient(patient, allow_test_ins=allow_test_ins)))
         except IdentityError:
             continue
-        born = rec.birth_date
-        rows.append(
-            {
-                "unique_id": rec.record_id,
-                "birth_name": rec.birth_name if rec.birth_name != NO_NAME else None,
-                "first_given_name": rec.first_given_name
-                if rec.first_given_name != NO_GIVEN_NAME
-                else None,
-                "birth_date": born.isoformat() if born else None,
-                "sex": rec.sex.value if rec.sex else None,
-                "birthplace": rec.birthplace,
-                "ins": f"{rec.ins.kind.oid}|{rec.ins.matricule}" if rec.ins else None,
-                "name_sx": _key(rec.birth_name, NO_NAME),
-                "first_sx": _key(rec.first_given_name, NO_GIVEN_NAME),
-                "birth_year": born.year if born else None,
-                # Day and month sorted: survives a day/month swap (as the online keys do).
-                "birth_md": "".join(f"{n:02d}" for n in sorted((born.month, born.day)))
-                if born
-                else None,
-            }
-        )
     return rows
 
 
@@ -195,53 +176,43 @@ def score_pairs(
 
 def _arrow_schema(pa: Any) -> Any:
     types = {"birth_year": pa.int32()}
-    return pa.schema([(name, types.get(name, pa.string())) for name in AUDIT_COLUMNS])
+    return pa.schema([(name, types.get(name, pa.string())) for name in FLAT_COLUMNS])
 
 
-def publish(store: Store, pairs: Iterable[AuditPair], *, batch_size: int = 1000) -> int:
-    """Queue the pairs (``open``, source ``audit``); returns how many were offered."""
-    count = 0
-    batch: list[AuditPair] = []
-
-    def flush() -> None:
+def publish(store: Store, pairs: Sequence[AuditPair], *, batch_size: int = 5000) -> int:
+    """Queue the pairs (``open``, source ``audit``); returns how many rows were written."""
+    written = 0
+    for i in range(0, len(pairs), batch_size):
+        offers = [
+            Offer(
+                pair.a,
+                pair.b,
+                score=pair.probability,
+                grade="probable" if pair.probability >= 0.99 else "possible",
+                outcome="review",
+                tier="ins" if pair.same_ins else "probabilistic",
+                details={"reasons": ["batch audit (Splink)"], "weight": round(pair.weight, 3)},
+            )
+            for pair in pairs[i : i + batch_size]
+        ]
         with store.begin() as tx:
-            for pair in batch:
-                record_candidate(
-                    tx,
-                    pair.a,
-                    pair.b,
-                    score=pair.probability,
-                    grade="probable" if pair.probability >= 0.99 else "possible",
-                    outcome="review",
-                    tier="ins" if pair.same_ins else "probabilistic",
-                    details={"reasons": ["batch audit (Splink)"], "weight": pair.weight},
-                    source=CandidateSource.AUDIT,
-                    status=CandidateStatus.OPEN,
-                )
-        batch.clear()
-
-    for pair in pairs:
-        batch.append(pair)
-        count += 1
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
-    return count
+            written += offer_pairs(
+                tx, offers, source=CandidateSource.AUDIT, status=CandidateStatus.OPEN
+            )
+    return written
 
 
 def run_audit(
     store: Store,
     *,
     threshold: float = 0.5,
-    batch_size: int = 5000,
-    allow_test_ins: bool = True,
+    batch_size: int = 50_000,
     write: bool = True,
 ) -> AuditReport:
-    """read → flatten → score → publish; ``write=False`` stops before the queue."""
+    """read the flat rows → score → publish; ``write=False`` stops before the queue."""
     report = AuditReport()
     started = perf_counter()
-    rows = audit_rows(read_patients(store, batch_size=batch_size), allow_test_ins=allow_test_ins)
+    rows = read_rows(store, batch_size=batch_size)
     report.records = len(rows)
     report.seconds["read"] = perf_counter() - started
     started = perf_counter()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from parcours.errors import Conflict, NotFound
 from parcours.store import Transaction
@@ -26,9 +26,11 @@ __all__ = [
     "Candidate",
     "CandidateSource",
     "CandidateStatus",
+    "Offer",
     "decide",
     "list_candidates",
     "mark_pair",
+    "offer_pairs",
     "record_candidate",
 ]
 
@@ -240,3 +242,97 @@ def mark_pair(
             )
         ).one()
     _set_status(tx, row.pk, status, actor, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A pair offered to the queue in bulk (the batch audit)."""
+
+    a: str
+    b: str
+    score: float
+    grade: str
+    outcome: str
+    tier: str
+    details: dict[str, Any]
+
+
+_REFRESH = (
+    update(identity_candidate)
+    .where(identity_candidate.c.pk == bindparam("b_pk"))
+    .values(
+        score=bindparam("b_score"),
+        grade=bindparam("b_grade"),
+        outcome=bindparam("b_outcome"),
+        tier=bindparam("b_tier"),
+        reasons=bindparam("b_reasons"),
+        source=bindparam("b_source"),
+        status=bindparam("b_status"),
+        updated_at=bindparam("b_updated"),
+    )
+)
+
+
+def offer_pairs(
+    tx: Transaction,
+    offers: Sequence[Offer],
+    *,
+    source: CandidateSource,
+    status: CandidateStatus,
+) -> int:
+    """:func:`record_candidate` for many pairs in a few statements; returns rows written."""
+    if not offers:
+        return 0
+    by_pair = {_pair(o.a, o.b): o for o in offers}
+    conn = tx.conn
+    existing = {
+        (r.patient_a, r.patient_b): r
+        for r in conn.execute(
+            select(
+                identity_candidate.c.pk,
+                identity_candidate.c.patient_a,
+                identity_candidate.c.patient_b,
+                identity_candidate.c.status,
+            ).where(identity_candidate.c.patient_a.in_({a for a, _ in by_pair}))
+        )
+    }
+    stamp = now_ms()
+    inserts, refreshes = [], []
+    for (a, b), offer in by_pair.items():
+        reasons = json.dumps(offer.details, sort_keys=True)
+        row = existing.get((a, b))
+        if row is None:
+            inserts.append(
+                {
+                    "patient_a": a,
+                    "patient_b": b,
+                    "score": offer.score,
+                    "grade": offer.grade,
+                    "outcome": offer.outcome,
+                    "tier": offer.tier,
+                    "reasons": reasons,
+                    "source": source.value,
+                    "status": status.value,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+        elif row.status in _UNDECIDED:
+            refreshes.append(
+                {
+                    "b_pk": row.pk,
+                    "b_score": offer.score,
+                    "b_grade": offer.grade,
+                    "b_outcome": offer.outcome,
+                    "b_tier": offer.tier,
+                    "b_reasons": reasons,
+                    "b_source": source.value,
+                    "b_status": status.value,
+                    "b_updated": stamp,
+                }
+            )
+    if inserts:
+        conn.execute(insert(identity_candidate), inserts)
+    if refreshes:
+        conn.execute(_REFRESH, refreshes)
+    return len(inserts) + len(refreshes)

@@ -5,7 +5,8 @@ store write hook, so the REST API, the HL7 listener and the UI all go through it
 transaction of the write. For each Patient written it
 
 1. rewrites the Patient's blocking keys (``identity_block``; hashed, so no trait or
-   matricule sits in clear in an index table);
+   matricule sits in clear in that index) and its flat row for the batch audit
+   (``identity_record``);
 2. fetches the stored Patients sharing a key (the ones sharing most keys first, capped);
 3. runs :class:`Matcher` on each pair: a COLLISION (same INS, conflicting strict trait) refuses
    the write with :class:`IdentityCollision` (409, HL7 ACK AR); AUTO_LINK records the pair as
@@ -33,11 +34,12 @@ from parcours.store.clock import now_ms
 from parcours.store.schema import resource
 
 from .errors import IdentityError
+from .flat import flat_row
 from .matching import Matcher, MatchGrade, MatchResult, Outcome, Tier, blocking_keys
 from .profile import fr_core_patient_check
 from .queue import CandidateSource, CandidateStatus, record_candidate
 from .record import IdentityRecord, record_from_patient
-from .tables import identity_block
+from .tables import identity_block, identity_record
 
 __all__ = [
     "IdentityCollision",
@@ -86,7 +88,7 @@ def _today() -> date:
     return datetime.fromtimestamp(now_ms() / 1000, tz=UTC).date()
 
 
-_CANDIDATE_IDS = (
+_SHARED_KEYS = (
     select(identity_block.c.patient_id, func.count().label("shared"))
     .where(
         identity_block.c.key.in_(bindparam("keys", expanding=True)),
@@ -95,11 +97,13 @@ _CANDIDATE_IDS = (
     .group_by(identity_block.c.patient_id)
     .order_by(func.count().desc(), identity_block.c.patient_id)
     .limit(bindparam("cap"))
+    .subquery()
 )
-_CANDIDATE_CONTENT = select(resource.c.id, resource.c.content).where(
-    resource.c.type == "Patient",
-    resource.c.id.in_(bindparam("ids", expanding=True)),
-    resource.c.deleted.is_(False),
+# One round trip: the best candidates by shared keys, with their current content.
+_CANDIDATES = (
+    select(resource.c.id, resource.c.content)
+    .join(_SHARED_KEYS, resource.c.id == _SHARED_KEYS.c.patient_id)
+    .where(resource.c.type == "Patient", resource.c.deleted.is_(False))
 )
 
 
@@ -122,29 +126,45 @@ class IdentityService:
         keys = [_key_hash(k) for k in blocking_keys(record)]
         if not keys:
             return []
-        conn = tx.conn
-        ids = [
-            r.patient_id
-            for r in conn.execute(
-                _CANDIDATE_IDS, {"keys": keys, "self_id": exclude, "cap": MAX_CANDIDATES}
-            )
-        ]
-        if not ids:
-            return []
         out = []
-        for row in conn.execute(_CANDIDATE_CONTENT, {"ids": ids}):
+        params = {"keys": keys, "self_id": exclude, "cap": MAX_CANDIDATES}
+        for row in tx.conn.execute(_CANDIDATES, params):
             content: dict[str, Any] = row.content
             if not is_merged_away(content):
                 out.append((self.record(content), content))
         return out
 
-    def _write_keys(self, tx: Transaction, patient_id: str, record: IdentityRecord | None) -> None:
+    def _write_keys(
+        self, tx: Transaction, patient_id: str, record: IdentityRecord | None, *, new: bool = False
+    ) -> None:
+        """Blocking keys and flat row of one Patient (none for a deleted or merged one)."""
         conn = tx.conn
-        conn.execute(delete(identity_block).where(identity_block.c.patient_id == patient_id))
+        if not new:
+            # (A deleted Patient's rows went with its deletion: a create has none to clear.)
+            conn.execute(delete(identity_block).where(identity_block.c.patient_id == patient_id))
+            conn.execute(delete(identity_record).where(identity_record.c.unique_id == patient_id))
         if record is not None:
             rows = [{"key": _key_hash(k), "patient_id": patient_id} for k in blocking_keys(record)]
             if rows:
                 conn.execute(insert(identity_block), rows)
+            conn.execute(insert(identity_record), [flat_row(record)])
+
+    def reindex(self, tx: Transaction, patient: Mapping[str, Any]) -> bool:
+        """Rebuild one Patient's keys and flat row, without matching; True if matchable.
+
+        For Patients stored before migration 0003, or after a change of the blocking keys.
+        """
+        patient_id = str(patient["id"])
+        if is_merged_away(patient):
+            self._write_keys(tx, patient_id, None)
+            return False
+        try:
+            record = self.record(patient)
+        except IdentityError:
+            self._write_keys(tx, patient_id, None)
+            return False
+        self._write_keys(tx, patient_id, record)
+        return True
 
     # ---- the write hook ---------------------------------------------------------------
 
@@ -175,7 +195,7 @@ class IdentityService:
                 # Same traits and identifiers: same keys, same pairs (and no re-scoring on
                 # every HL7 movement that rewrites the Patient).
                 return
-        self._write_keys(tx, patient_id, record)
+        self._write_keys(tx, patient_id, record, new=previous is None)
         today = _today()
         results = [
             (other, self.matcher.match(record, other, as_of=today))

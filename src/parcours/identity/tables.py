@@ -1,7 +1,8 @@
 """Tables of patient identity, on the store's metadata (created by migration 0003).
 
-``identity_block``: the blocking keys of each active Patient (derived data, rewritten by the
-write hook in the same transaction as the Patient, rebuilt by ``parcours identity reindex``).
+``identity_block``: the blocking keys of each active Patient, and ``identity_record``: its
+flat row for the batch audit (derived data, rewritten by the write hook in the same
+transaction as the Patient; both can be rebuilt from the stored Patients).
 ``identity_candidate``: one row per pair of Patients worth a human look, or linked with
 certainty: the review queue. ``identity_merge``: the merge journal, enough to undo a merge.
 """
@@ -12,7 +13,7 @@ from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table,
 
 from parcours.store.schema import Json, metadata
 
-__all__ = ["identity_block", "identity_candidate", "identity_merge"]
+__all__ = ["identity_block", "identity_candidate", "identity_merge", "identity_record"]
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -25,6 +26,23 @@ identity_block = Table(
     Column("patient_id", String(64), nullable=False),
     Index("ix_identity_block_key", "key", "patient_id"),
     Index("ix_identity_block_patient", "patient_id"),
+)
+
+# One row per active Patient: the columns of flat.py (Splink input of the batch audit).
+identity_record = Table(
+    "identity_record",
+    metadata,
+    Column("unique_id", String(64), primary_key=True),
+    Column("birth_name", String(255), nullable=True),
+    Column("first_given_name", String(255), nullable=True),
+    Column("birth_date", String(10), nullable=True),
+    Column("sex", String(1), nullable=True),
+    Column("birthplace", String(16), nullable=True),
+    Column("ins", String(64), nullable=True),
+    Column("name_sx", String(32), nullable=True),
+    Column("first_sx", String(32), nullable=True),
+    Column("birth_year", Integer, nullable=True),
+    Column("birth_md", String(4), nullable=True),
 )
 
 identity_candidate = Table(

@@ -9,6 +9,7 @@ an outbox event in that same transaction.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,7 +17,18 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from parcours.errors import Conflict, Gone, InvalidResource, NotFound, Unavailable, VersionConflict
@@ -209,6 +221,17 @@ class Transaction:
             nested.rollback()
             raise
         nested.commit()
+
+    def lock_key(self, key: str) -> None:
+        """Serialise, until this transaction ends, every transaction that locks the same key.
+
+        For check-then-write sequences the search index cannot make atomic, such as a
+        conditional create: two clients creating "the Patient with this INS" at once must not
+        both create it. SQLite write transactions are already serialised.
+        """
+        if self.store.dialect.is_postgres:
+            digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+            self._conn.execute(_ADVISORY_LOCK, {"k": int.from_bytes(digest, "big", signed=True)})
 
     def _queue(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
         self._pending.setdefault(stmt, []).extend(rows)
@@ -491,6 +514,7 @@ _SELECT_CURRENT = select(
 ).where(resource.c.type == bindparam("t"), resource.c.id == bindparam("i"))
 _SELECT_CURRENT_LOCKED = _SELECT_CURRENT.with_for_update()
 _INSERT_RESOURCE = insert(resource)
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 _UPDATE_RESOURCE = (
     update(resource)
     .where(resource.c.pk == bindparam("b_pk"), resource.c.version_id == bindparam("b_old"))

@@ -96,9 +96,9 @@ def run_search(tx: Transaction, request: SearchRequest) -> SearchResult:
             key = [_plain(v) for v in last[2:]]
             next_request = request.with_cursor(encode_cursor(key))
         next_params = format_search(next_request)
-    if total is None and request.total is None and not has_more and request.cursor is None:
-        if not request.offset:
-            total = len(rows)
+    first_page = request.cursor is None and not request.offset
+    if total is None and request.total is None and first_page and not has_more:
+        total = len(rows)
     matches = [row.content for row in rows]
     included = _includes(tx, registry, request, {row.pk: row.content for row in rows})
     return SearchResult(matches, included, total, next_params)

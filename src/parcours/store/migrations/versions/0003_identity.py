@@ -1,4 +1,4 @@
-"""Patient identity: blocking keys, review queue (candidate pairs), merge journal.
+"""Patient identity: blocking keys, flat records, review queue (candidate pairs), merge journal.
 
 Revision ID: 0003
 Revises: 0002
@@ -29,6 +29,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_identity_block_key", "identity_block", ["key", "patient_id"])
     op.create_index("ix_identity_block_patient", "identity_block", ["patient_id"])
+    op.create_table(
+        "identity_record",
+        sa.Column("unique_id", sa.String(64), primary_key=True),
+        sa.Column("birth_name", sa.String(255), nullable=True),
+        sa.Column("first_given_name", sa.String(255), nullable=True),
+        sa.Column("birth_date", sa.String(10), nullable=True),
+        sa.Column("sex", sa.String(1), nullable=True),
+        sa.Column("birthplace", sa.String(16), nullable=True),
+        sa.Column("ins", sa.String(64), nullable=True),
+        sa.Column("name_sx", sa.String(32), nullable=True),
+        sa.Column("first_sx", sa.String(32), nullable=True),
+        sa.Column("birth_year", sa.Integer(), nullable=True),
+        sa.Column("birth_md", sa.String(4), nullable=True),
+    )
     op.create_table(
         "identity_candidate",
         sa.Column("pk", _BIG_ID, primary_key=True, autoincrement=True),
@@ -72,4 +86,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("identity_merge")
     op.drop_table("identity_candidate")
+    op.drop_table("identity_record")
     op.drop_table("identity_block")
