@@ -156,13 +156,18 @@ def test_minors_with_the_same_ins_still_go_to_review(platform: Platform) -> None
     assert (pair.status, pair.tier) == (CandidateStatus.OPEN, "ins")
 
 
-def test_same_ins_with_conflicting_strict_traits_is_a_collision(platform: Platform) -> None:
+def test_same_ins_with_conflicting_strict_traits_is_a_collision(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
     platform.store.update(make_patient(patient_id="c1", ins=GOOD_INS))
     with pytest.raises(IdentityCollision) as caught:
         platform.store.update(make_patient(patient_id="c2", ins=GOOD_INS, family="DUPONT"))
     assert isinstance(caught.value, Conflict) and caught.value.status == 409
     assert "birth_name" in str(caught.value)
     assert GOOD_INS not in str(caught.value) and "DUPONT" not in str(caught.value)
+    # The vigilance trace names the records, never the INS or a name.
+    assert "Patient/c2" in caplog.text and "Patient/c1" in caplog.text
+    assert GOOD_INS not in caplog.text and "DUPONT" not in caplog.text
     # Nothing of the refused write was kept.
     with platform.store.begin(readonly=True) as tx:
         assert not tx.exists("Patient", "c2")

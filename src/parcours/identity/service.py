@@ -20,6 +20,7 @@ blocking keys and is never a candidate.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -48,6 +49,8 @@ __all__ = [
     "identity_service",
     "is_merged_away",
 ]
+
+log = logging.getLogger(__name__)
 
 # A common name in a common year can share keys with hundreds of records; the ones sharing
 # the most keys are the likely duplicates, so the tail is cut rather than scored.
@@ -203,6 +206,15 @@ class IdentityService:
         ]
         for other, result in results:
             if result.outcome is Outcome.COLLISION:
+                # The refused write leaves no row behind: the log is the vigilance trace.
+                # Record ids and trait names only, never a value.
+                log.warning(
+                    "identity collision refused: Patient/%s has the INS of Patient/%s, "
+                    "conflicting %s",
+                    patient_id,
+                    other.record_id,
+                    ",".join(result.conflicts),
+                )
                 raise IdentityCollision(
                     f"identity collision: Patient/{patient_id} carries the same INS as "
                     f"Patient/{other.record_id} but their strict traits differ "
