@@ -325,7 +325,9 @@ class Transaction:
         res_type = _resource_type(res)
         new_id = res_id or str(uuid.uuid4())
         check_id(new_id)
-        if not _known_absent and self._current(res_type, new_id) is not None:
+        # A fresh UUID needs no look-up: the unique index still guards against the impossible.
+        known_absent = _known_absent or res_id is None
+        if not known_absent and self._current(res_type, new_id) is not None:
             raise Conflict(f"{res_type}/{new_id} already exists")
         body = self._prepare(res, res_type, new_id, 1)
         try:
