@@ -462,8 +462,9 @@ async def drive(host: str, port: int, work: Workload, args: argparse.Namespace) 
     if args.warmup:
         out["warmup"] = await run_phase(host, port, work.warmup, None)
         _print_phase("warm-up", out["warmup"])
-    out["max_throughput"] = await run_phase(host, port, work.throughput, None)
-    _print_phase("max throughput", out["max_throughput"])
+    if args.messages > 0:
+        out["max_throughput"] = await run_phase(host, port, work.throughput, None)
+        _print_phase("max throughput", out["max_throughput"])
     if args.seconds > 0:
         out["fixed_rate"] = await run_phase(host, port, work.rate, args.rate)
         _print_phase(f"at {args.rate:g} msg/s", out["fixed_rate"])
@@ -573,6 +574,45 @@ def run_platform(kind: str, work: Workload, args: argparse.Namespace) -> dict[st
         cleanup()
 
 
+def summarise(report: dict[str, Any]) -> dict[str, Any]:
+    """Headline figures per database against the goals and the baseline.
+
+    The latency goal counts only if the offered rate was actually sustained: past the
+    listener's capacity the connections fall behind schedule and the latency measured is
+    that of a saturated listener, not of one at the offered rate."""
+    baseline = report["results"].get("baseline_hl7_package")
+    summary: dict[str, Any] = {}
+    for kind in ("sqlite", "postgresql"):
+        r = report["results"].get(kind)
+        if not r:
+            continue
+        mps = r.get("max_throughput", {}).get("messages_per_s")
+        fixed = r.get("fixed_rate", {})
+        p99 = fixed.get("ack_latency_ms", {}).get("p99")
+        offered = fixed.get("offered_messages_per_s", report["scale"]["rate"])
+        achieved = fixed.get("messages_per_s")
+        sustained = achieved is not None and achieved >= 0.95 * offered
+        at_goal_rate = offered >= GOALS["rate_messages_per_s"]
+        summary[kind] = {
+            "max_messages_per_s": mps,
+            "p99_ms_at_rate": p99,
+            "offered_rate_messages_per_s": offered,
+            "achieved_rate_messages_per_s": achieved,
+            "rate_sustained": sustained,
+            "all_aa": all(
+                ph["all_aa"] for ph in r.values() if isinstance(ph, dict) and "all_aa" in ph
+            ),
+            "meets_throughput_goal": mps is not None and mps >= GOALS["max_messages_per_s"],
+            "meets_latency_goal": (
+                sustained and at_goal_rate and p99 is not None and p99 <= GOALS["p99_ms_at_rate"]
+            ),
+            "ratio_to_baseline": round(mps / baseline["max_throughput"]["messages_per_s"], 3)
+            if baseline and mps and "max_throughput" in baseline
+            else None,
+        }
+    return summary
+
+
 # ---- main --------------------------------------------------------------------------------
 
 
@@ -648,31 +688,14 @@ def main() -> None:
         report["results"][kind] = run_platform(kind, work, args)
         args.output.write_text(json.dumps(report, indent=2) + "\n")
 
-    baseline = report["results"].get("baseline_hl7_package")
-    summary: dict[str, Any] = {}
-    for kind in ("sqlite", "postgresql"):
-        r = report["results"].get(kind)
-        if not r:
-            continue
-        mps = r["max_throughput"]["messages_per_s"]
-        p99 = r.get("fixed_rate", {}).get("ack_latency_ms", {}).get("p99")
-        summary[kind] = {
-            "max_messages_per_s": mps,
-            "p99_ms_at_rate": p99,
-            "all_aa": all(
-                ph["all_aa"] for ph in r.values() if isinstance(ph, dict) and "all_aa" in ph
-            ),
-            "meets_throughput_goal": mps >= GOALS["max_messages_per_s"],
-            "meets_latency_goal": p99 is not None and p99 <= GOALS["p99_ms_at_rate"],
-            "ratio_to_baseline": round(mps / baseline["max_throughput"]["messages_per_s"], 3)
-            if baseline
-            else None,
-        }
+    summary = summarise(report)
+    for kind, k in summary.items():
         print(
-            f"{kind}: {mps} msg/s max ({summary[kind]['ratio_to_baseline']} × baseline), "
-            f"p99 {p99} ms at {args.rate:g} msg/s; goals: throughput "
-            f"{'met' if summary[kind]['meets_throughput_goal'] else 'NOT met'}, latency "
-            f"{'met' if summary[kind]['meets_latency_goal'] else 'NOT met'}",
+            f"{kind}: {k['max_messages_per_s']} msg/s max ({k['ratio_to_baseline']} × baseline), "
+            f"p99 {k['p99_ms_at_rate']} ms offered {k['offered_rate_messages_per_s']:g} msg/s "
+            f"(achieved {k['achieved_rate_messages_per_s']}); goals: throughput "
+            f"{'met' if k['meets_throughput_goal'] else 'NOT met'}, latency "
+            f"{'met' if k['meets_latency_goal'] else 'NOT met'}",
             flush=True,
         )
     report["summary"] = summary
