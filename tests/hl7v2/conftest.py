@@ -15,7 +15,7 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from parcours.hl7v2 import Hl7Settings, MllpServer
 from parcours.hl7v2.framing import FrameDecoder, frame
-from parcours.store import Store, make_engine
+from parcours.store import Store
 from parcours.store.schema_version import ensure_schema
 
 from .messages import Ack, parse_ack
@@ -43,10 +43,22 @@ def fhir_validator(resource: dict[str, Any]) -> None:
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
-    engine = make_engine(database_url)
-    ensure_schema(engine)
-    yield Store(engine, validator=fhir_validator)
-    engine.dispose()
+    """The store as the platform wires it (search index, identity hook, validation): the
+    listener is tested against what production runs, plus the R4B model check."""
+    from parcours.config import Settings
+    from parcours.platform import build_platform
+
+    platform = build_platform(Settings(database_url=database_url))
+    ensure_schema(platform.store.engine)
+    wired = platform.store.validator
+
+    def validate(resource: dict[str, Any]) -> None:
+        wired(resource)
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+
+    platform.store.validator = validate
+    yield platform.store
+    platform.close()
 
 
 TEST_SETTINGS = Hl7Settings(allow_test_ins=True, max_message_bytes=1024 * 1024)

@@ -55,6 +55,7 @@ from parcours.hl7v2.framing import Frame
 from parcours.hl7v2.identifiers import Sender, cx_system
 from parcours.hl7v2.resolver import IdentityService, LocalIdentity
 from parcours.hl7v2.settings import Hl7Settings
+from parcours.identity import IdentityCollision
 from parcours.store.repository import Store, Transaction
 
 __all__ = ["Receiver", "ReplayResult"]
@@ -317,6 +318,12 @@ class Receiver:
                 APPLICATION_ERROR, f"temporary failure, resend later: {exc.message[:200]}"
             )
             return self._failed(row_id, "AR", [problem])
+        except IdentityCollision as exc:
+            # One INS, two people: refused until an identity-vigilance referent decides.
+            problem = Problem(
+                APPLICATION_ERROR, f"identity collision, refused for review: {exc.message[:200]}"
+            )
+            return self._failed(row_id, "AE", [problem])
         except Conflict as exc:
             problem = Problem(APPLICATION_ERROR, f"concurrent update, resend: {exc.message[:200]}")
             return self._failed(row_id, "AR", [problem])

@@ -7,10 +7,10 @@ implementation, :class:`LocalIdentity`, is deliberately plain (rule sheet §4.2 
 2. else the same kept INS (QUAL) -> that Patient;
 3. else a new Patient.
 
-and merges by marking the obsolete Patient inactive with ``link`` replaced-by, re-pointing
-its Encounters and its IPP cross-references to the survivor. The identity matching service
-(``parcours.identity``) will replace it with probabilistic matching, collision detection
-and a review queue without touching the rest of the listener.
+and merges through the platform's merge service (``parcours.identity.merge``: every reference
+re-pointed in one transaction, journalled, undoable), then points the sender's IPP
+cross-references at the survivor. Probabilistic matching, collisions and the review queue
+apply to every Patient the listener writes, through the store's identity write hook.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ from typing import Any, Protocol
 
 from sqlalchemy import delete, insert, select, update
 
+from parcours.errors import Conflict
+from parcours.hl7v2.errors import APPLICATION_ERROR, Hl7Error
 from parcours.hl7v2.identifiers import Sender
 from parcours.hl7v2.mapping_patient import INS_OIDS
 from parcours.hl7v2.tables import hl7_xref
+from parcours.identity.merge import merge_patients
 from parcours.store.repository import Transaction
 from parcours.store.search import parse_search
 
@@ -197,30 +200,16 @@ class LocalIdentity:
         return None
 
     def merge(self, tx: Transaction, survivor_id: str, obsolete_id: str) -> list[str]:
+        """The platform's merge (journalled, every reference re-pointed, undoable), then the
+        sender's cross-references follow the survivor."""
         if survivor_id == obsolete_id:
             return []
-        written: list[str] = []
-        xref = Xref(tx)
-        obsolete = tx.read("Patient", obsolete_id)
-        obsolete = dict(obsolete)
-        obsolete["active"] = False
-        links = [ln for ln in obsolete.get("link") or [] if ln.get("type") != "replaced-by"]
-        links.append({"other": {"reference": f"Patient/{survivor_id}"}, "type": "replaced-by"})
-        obsolete["link"] = links
-        tx.update(obsolete)
-        written.append(f"Patient/{obsolete_id}")
-        survivor = dict(tx.read("Patient", survivor_id))
-        s_links = list(survivor.get("link") or [])
-        ref = {"other": {"reference": f"Patient/{obsolete_id}"}, "type": "replaces"}
-        if ref not in s_links:
-            s_links.append(ref)
-            survivor["link"] = s_links
-            tx.update(survivor)
-            written.append(f"Patient/{survivor_id}")
-        for enc_id in xref.encounters_of(obsolete_id):
-            encounter = dict(tx.read("Encounter", enc_id))
-            encounter["subject"] = {"reference": f"Patient/{survivor_id}"}
-            tx.update(encounter)
-            written.append(f"Encounter/{enc_id}")
-        xref.repoint(obsolete_id, survivor_id)
-        return written
+        try:
+            result = merge_patients(
+                tx, obsolete_id, survivor_id, actor="hl7v2", reason="ADT^A40 (PAM FR merge)"
+            )
+        except Conflict as exc:
+            # Two INS, or an identity already merged away: a human decides, resending won't.
+            raise Hl7Error.content(APPLICATION_ERROR, exc.message[:300], "MRG^1^1") from exc
+        Xref(tx).repoint(obsolete_id, survivor_id)
+        return list(result.written)
