@@ -318,7 +318,18 @@ async def timed(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any)
     return elapsed
 
 
-async def measure(base: str, args: argparse.Namespace) -> dict[str, Any]:
+def analyze(database_url: str) -> None:
+    """What an operator runs after a bulk import (docs/operations.md): fresh planner
+    statistics, instead of waiting for autovacuum to notice a million new rows."""
+    if "postgresql" not in database_url:
+        return
+    engine = create_engine(database_url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
+
+
+async def measure(base: str, args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/fhir+json"}
     limits = httpx.Limits(max_connections=args.concurrency * 2)
     async with httpx.AsyncClient(
@@ -343,6 +354,7 @@ async def measure(base: str, args: argparse.Namespace) -> dict[str, Any]:
             "transaction_latency_ms": percentiles(lat),
         }
         print(f"  import: {out['bundle_import']['resources_per_s']} resources/s", flush=True)
+        analyze(database_url)
 
         n = args.crud
         created: list[str] = [str(uuid.uuid4()) for _ in range(n)]
@@ -500,7 +512,7 @@ def main() -> None:
         url, cleanup = database_url(kind, args.workdir)
         try:
             with running_server(url, TOKEN) as base:
-                report["results"][kind] = asyncio.run(measure(base, args))
+                report["results"][kind] = asyncio.run(measure(base, args, url))
         finally:
             cleanup()
         args.output.parent.mkdir(parents=True, exist_ok=True)
