@@ -121,8 +121,7 @@ class Store:
         if indexer is None:
             indexer = registry.index if registry is not None else _no_index
         self.indexer = indexer
-        # Extra services (search engine, listeners) attach here at wiring time.
-        self.on_commit: list[Callable[[], None]] = []
+        # Domain rules run inside every write's transaction (identity matching on Patients).
         self.write_hooks: list[WriteHook] = []
         # SQLite has one writer at a time and its busy handler is not fair: under load a
         # waiting writer can starve past the busy timeout. Queueing this process's writers on
@@ -154,9 +153,6 @@ class Store:
                 conn.close()
         for after in tx.after_commit:
             after()
-        if not readonly:
-            for callback in self.on_commit:
-                callback()
 
     # Convenience for single-call use; each opens and commits its own transaction.
     def create(self, res: Resource) -> Resource:
