@@ -27,6 +27,7 @@ import httpx
 import orjson
 from sqlalchemy import create_engine, text
 
+from bench._names import FAMILIES
 from bench._server import running_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -35,33 +36,6 @@ PG_ADMIN = os.environ.get(
     "PARCOURS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
-# RNIV form (upper case, no diacritics), as INSi returns them.
-FAMILIES = [
-    "MARTIN",
-    "BERNARD",
-    "THOMAS",
-    "PETIT",
-    "ROBERT",
-    "RICHARD",
-    "DURAND",
-    "DUBOIS",
-    "MOREAU",
-    "LAURENT",
-    "SIMON",
-    "MICHEL",
-    "LEFEBVRE",
-    "LEROY",
-    "ROUX",
-    "DAVID",
-    "BERTRAND",
-    "MOREL",
-    "FOURNIER",
-    "GIRARD",
-    "BONNET",
-    "DUPONT",
-    "LAMBERT",
-    "FONTAINE",
-]
 GIVENS = [
     "JEAN",
     "MARIE",

@@ -48,6 +48,7 @@ from sqlalchemy import create_engine, text
 
 if not __package__:  # run as a script (bench/hl7_bench.py): make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._names import FAMILIES
 from bench._server import REPO, free_port, running_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,28 +61,6 @@ MIX = {"A31": 0.40, "A28": 0.20, "A01": 0.15, "A03": 0.15, "A04": 0.10}
 GOALS = {"max_messages_per_s": 1000, "p99_ms_at_rate": 50, "rate_messages_per_s": 200}
 START_BLOCK, END_BLOCK = b"\x0b", b"\x1c\x0d"
 
-FAMILIES = [
-    "MARTIN",
-    "BERNARD",
-    "THOMAS",
-    "PETIT",
-    "ROBERT",
-    "RICHARD",
-    "DURAND",
-    "DUBOIS",
-    "MOREAU",
-    "LAURENT",
-    "SIMON",
-    "MICHEL",
-    "LEFEBVRE",
-    "LEROY",
-    "ROUX",
-    "DAVID",
-    "BERTRAND",
-    "MOREL",
-    "FOURNIER",
-    "GIRARD",
-]
 GIVENS_F = ["MARIE", "NATHALIE", "ISABELLE", "SYLVIE", "CATHERINE", "CHANTAL", "ANNE", "LEA"]
 GIVENS_M = ["JEAN", "PIERRE", "MICHEL", "ALAIN", "PHILIPPE", "LOUIS", "PAUL", "JACQUES"]
 # (COG, city, postcode) in Bourgogne-Franche-Comté.

@@ -82,6 +82,6 @@ def test_sigterm_stops_a_worker_after_the_event_in_progress(database_url: str) -
                 ).scalars()
             )
         assert handled == processed  # the event in progress committed with its mark
-        assert 1 <= len(processed) < 20
+        assert 0 < len(processed) < 20  # stopped mid-stream: some, not all
     finally:
         engine.dispose()
