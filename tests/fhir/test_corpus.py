@@ -56,6 +56,11 @@ INS_KEY_EXCEPTIONS: dict[str, tuple[int, str]] = {
     "telesurveillance/Patient-ExamplefrCorePatient001.json": (422, _BAD_INS_KEY),
 }
 EXCEPTIONS.update(INS_KEY_EXCEPTIONS)
+# Stored exactly as sent, but the API does not show its INS: the identity carries no
+# identityReliability extension, so it is not QUAL, and only a QUAL identity may use its INS in
+# exchanges (RNIV EXI SI 08). `test_unqualified_ins_is_kept_but_not_exposed` checks both halves.
+UNEXPOSED_INS = "teleexpertise-confluence/Patient-frpatient-exemple.json"
+EXCEPTIONS[UNEXPOSED_INS] = (0, "reads back without its INS: the identity is not qualified")
 # Accepted, but only thanks to a tolerance worth knowing about:
 # - cahier-de-liaison/Bundle-cdl-bundle-creation-note.json POSTs to "Type/id" URLs (a POST
 #   takes a type only); we read the type and assign the id, as for any POST.
@@ -133,3 +138,19 @@ def test_corpus_round_trip(http: httpx.Client, server: Server, corpus: Path) -> 
         # The OperationOutcome names the field, and never echoes the matricule.
         assert "Patient.identifier[0].value" in failures[name][1], name
         assert "123456789012244" not in failures[name][1], name
+
+
+def test_unqualified_ins_is_kept_but_not_exposed(
+    http: httpx.Client, server: Server, corpus: Path
+) -> None:
+    original = json.loads((corpus / "fhir" / UNEXPOSED_INS).read_text(encoding="utf-8-sig"))
+    patient = dict(original, id="unexposed-ins")
+    assert http.put("/Patient/unexposed-ins", json=patient).status_code in (200, 201)
+    shown = http.get("/Patient/unexposed-ins").json()
+    assert "identifier" not in shown
+    stored = server.platform.store.read("Patient", "unexposed-ins")
+    assert stored["identifier"] == original["identifier"]
+    # Written back as it was read, the record keeps the INS it was not shown.
+    assert http.put("/Patient/unexposed-ins", json=dict(shown, gender="female")).status_code == 200
+    stored = server.platform.store.read("Patient", "unexposed-ins")
+    assert stored["identifier"] == original["identifier"] and stored["gender"] == "female"

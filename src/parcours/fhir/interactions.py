@@ -30,6 +30,7 @@ from parcours.errors import (
     VersionConflict,
 )
 from parcours.fhir.context import FhirContext
+from parcours.fhir.exposure import keep_hidden_ins
 from parcours.fhir.outcome import operation_outcome
 from parcours.fhir.patch import apply_fhirpath_patch, apply_json_patch, patch_document
 from parcours.fhir.render import (
@@ -237,8 +238,17 @@ def update(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> Fh
         raise InvalidInput(
             f"the body's id must equal the id in the URL ({res_id[:64]}) for an update"
         )
+    resource = _with_hidden_ins(tx, ctx, resource)
     result = tx.update(resource, if_match=parse_if_match(req.header("if-match")))
     return written(req, result.resource, 201 if result.created else 200)
+
+
+def _with_hidden_ins(tx: Transaction, ctx: FhirContext, resource: dict[str, Any]) -> dict[str, Any]:
+    """A Patient written back as it was read keeps the INS the API did not show."""
+    if resource.get("resourceType") != "Patient" or not tx.exists("Patient", resource["id"]):
+        return resource
+    stored = tx.read("Patient", resource["id"])
+    return keep_hidden_ins(stored, resource, allow_test_ins=not ctx.settings.production)
 
 
 def conditional_update(
@@ -257,7 +267,8 @@ def conditional_update(
                 f"the body's id {str(body_id)[:64]!r} differs from the matching {res_type}/{target}"
             )
         result = tx.update(
-            {**resource, "id": target}, if_match=parse_if_match(req.header("if-match"))
+            _with_hidden_ins(tx, ctx, {**resource, "id": target}),
+            if_match=parse_if_match(req.header("if-match")),
         )
         return written(req, result.resource, 201 if result.created else 200)
     if isinstance(body_id, str):

@@ -20,6 +20,7 @@ from parcours.fhir import interactions as fhir
 from parcours.fhir import patient_operations as patient_ops
 from parcours.fhir.capability import capability_statement
 from parcours.fhir.context import FhirContext
+from parcours.fhir.exposure import outgoing
 from parcours.fhir.outcome import from_error
 from parcours.fhir.request import FhirRequest, FhirResponse
 from parcours.store import Transaction
@@ -145,6 +146,11 @@ class FhirEngine:
 
     def handle(self, req: FhirRequest) -> FhirResponse:
         """Run one request in its own transaction; never raises."""
+        response = self._handle(req)
+        response.body = outgoing(response.body, allow_test_ins=not self.ctx.settings.production)
+        return response
+
+    def _handle(self, req: FhirRequest) -> FhirResponse:
         try:
             try:
                 route, params = self.match(req)
