@@ -59,6 +59,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
 
+from parcours.identity.ins import ins_key
+
 from .data import (
     COMMUNES,
     DEPARTEMENTS,
@@ -136,16 +138,6 @@ REFERENCE_DAY: Final = date(2024, 6, 30)
 MAX_NEAR_DUPLICATES: Final = 8
 
 # ---- small helpers --------------------------------------------------------------------------
-
-
-def ins_key(first13: str) -> str:
-    """NIR/INS control key: 97 - (first 13 digits mod 97), Corsica 2A -> 19, 2B -> 18."""
-    digits = first13.upper()
-    if digits[5:7] == "2A":
-        digits = digits[:5] + "19" + digits[7:]
-    elif digits[5:7] == "2B":
-        digits = digits[:5] + "18" + digits[7:]
-    return f"{97 - int(digits) % 97:02d}"
 
 
 def _luhn_digit(digits: str) -> str:
