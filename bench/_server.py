@@ -7,13 +7,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get(
+    "PARCOURS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def free_port() -> int:
@@ -64,3 +69,27 @@ def running_server(
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def scratch_database(kind: str, workdir: Path, prefix: str) -> tuple[str, Callable[[], None]]:
+    """A fresh database for one benchmark run (a SQLite file, or a PostgreSQL schema) and the
+    function that removes it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    if kind == "sqlite":
+        path = workdir / f"{name}.db"
+
+        def unlink() -> None:
+            for p in workdir.glob(path.name + "*"):
+                p.unlink(missing_ok=True)
+
+        return f"sqlite:///{path}", unlink
+    admin = create_engine(PG_ADMIN)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+    return f"{PG_ADMIN}?options=-csearch_path%3D{name}", drop

@@ -28,13 +28,10 @@ import orjson
 from sqlalchemy import create_engine, text
 
 from bench._names import FAMILIES
-from bench._server import running_server
+from bench._server import running_server, scratch_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOKEN = "bench-token-" + "x" * 20
-PG_ADMIN = os.environ.get(
-    "PARCOURS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
 GIVENS = [
     "JEAN",
@@ -425,26 +422,6 @@ async def measure(base: str, args: argparse.Namespace, database_url: str) -> dic
         return out
 
 
-def database_url(kind: str, workdir: Path) -> tuple[str, Callable[[], None]]:
-    if kind == "sqlite":
-        path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
-        return (
-            f"sqlite:///{path}",
-            lambda: [p.unlink(missing_ok=True) for p in workdir.glob(path.name + "*")] and None,
-        )
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{PG_ADMIN}?options=-csearch_path%3D{schema}", drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -483,7 +460,7 @@ def main() -> None:
             report["results"] = previous.get("results", {})
     for kind in kinds:
         print(f"== {kind}", flush=True)
-        url, cleanup = database_url(kind, args.workdir)
+        url, cleanup = scratch_database(kind, args.workdir, "bench")
         try:
             with running_server(url, TOKEN) as base:
                 report["results"][kind] = asyncio.run(measure(base, args, url))

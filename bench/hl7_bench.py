@@ -36,7 +36,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,13 +48,10 @@ from sqlalchemy import create_engine, text
 if not __package__:  # run as a script (bench/hl7_bench.py): make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._names import FAMILIES
-from bench._server import REPO, free_port, running_server
+from bench._server import REPO, free_port, running_server, scratch_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOKEN = "bench-token-" + "x" * 20
-PG_ADMIN = os.environ.get(
-    "PARCOURS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 TEST_INS_OID = "1.2.250.1.213.1.4.10"
 MIX = {"A31": 0.40, "A28": 0.20, "A01": 0.15, "A03": 0.15, "A04": 0.10}
 GOALS = {"max_messages_per_s": 1000, "p99_ms_at_rate": 50, "rate_messages_per_s": 200}
@@ -479,28 +475,6 @@ def baseline_server() -> Iterator[int]:
             proc.kill()
 
 
-def database_url(kind: str, workdir: Path) -> tuple[str, Callable[[], None]]:
-    if kind == "sqlite":
-        path = workdir / f"hl7-bench-{uuid.uuid4().hex[:8]}.db"
-
-        def unlink() -> None:
-            for p in workdir.glob(path.name + "*"):
-                p.unlink(missing_ok=True)
-
-        return f"sqlite:///{path}", unlink
-    schema = f"hl7bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{PG_ADMIN}?options=-csearch_path%3D{schema}", drop
-
-
 def stored_counts(url: str) -> dict[str, Any]:
     """What the platform committed: inbox rows per status and resources per type."""
     engine = create_engine(url)
@@ -539,7 +513,7 @@ def stored_counts(url: str) -> dict[str, Any]:
 
 
 def run_platform(kind: str, work: Workload, args: argparse.Namespace) -> dict[str, Any]:
-    url, cleanup = database_url(kind, args.workdir)
+    url, cleanup = scratch_database(kind, args.workdir, "hl7bench")
     try:
         mllp_port = free_port()
         env = {"PARCOURS_HL7_ALLOW_TEST_INS": "true"}

@@ -3,61 +3,17 @@ dispatch counters, one registry per app."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from typing import Any
-
-import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from conftest import Client
 from parcours.ops import Metrics, ops_middleware, ops_routes
 from parcours.store import Store, Transaction, make_engine
 from parcours.store.outbox import Dispatcher, OutboxEvent, RetryPolicy
-from parcours.store.schema_version import ensure_schema
-
-
-class Client:
-    """Real HTTP semantics over ASGI with httpx (Starlette's TestClient now wants httpx2)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                return await client.request(method, path, **kwargs)
-
-        return asyncio.run(go())
-
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", path, **kwargs)
-
-    def head(self, path: str) -> httpx.Response:
-        return self.request("HEAD", path)
-
-    def post(self, path: str) -> httpx.Response:
-        return self.request("POST", path)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    engine = make_engine(database_url)
-    ensure_schema(engine)
-    yield Store(engine)
-    engine.dispose()
 
 
 async def patient(request: Request) -> PlainTextResponse:

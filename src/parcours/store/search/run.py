@@ -151,6 +151,16 @@ def _includes(
     return list(included.values())
 
 
+def _source_conditions(inc: Include) -> list[ColumnElement[bool]]:
+    """Which reference rows an include follows: ``Type:param`` (``*`` for any)."""
+    if inc.source_type == "*":
+        return []
+    conds = [idx_reference.c.res_type == inc.source_type]
+    if inc.param != "*":
+        conds.append(idx_reference.c.param == inc.param)
+    return conds
+
+
 def _forward(
     tx: Transaction, registry: SearchParameterRegistry, inc: Include, pks: list[int]
 ) -> dict[int, dict[str, Any]]:
@@ -161,10 +171,7 @@ def _forward(
         ref.c.target_url.is_(None),
         target.c.deleted.is_(False),
     ]
-    if inc.source_type != "*":
-        conds.append(ref.c.res_type == inc.source_type)
-        if inc.param != "*":
-            conds.append(ref.c.param == inc.param)
+    conds += _source_conditions(inc)
     if inc.target_type:
         conds.append(ref.c.target_type == inc.target_type)
     stmt = (
@@ -185,10 +192,7 @@ def _reverse(tx: Transaction, inc: Include, pks: list[int]) -> dict[int, dict[st
         ref.c.target_url.is_(None),
         source.c.deleted.is_(False),
     ]
-    if inc.source_type != "*":
-        conds.append(ref.c.res_type == inc.source_type)
-        if inc.param != "*":
-            conds.append(ref.c.param == inc.param)
+    conds += _source_conditions(inc)
     if inc.target_type:
         conds.append(matched.c.type == inc.target_type)
     stmt = (
