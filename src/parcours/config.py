@@ -50,6 +50,18 @@ class Settings:
     page_size_max: int = 1000
     outbox_workers: int = 1
     outbox_poll_seconds: float = 0.2
+    # Authentication and access (issue 5); see docs/authentication.md.
+    session_seconds: int = 8 * 3600
+    token_max_seconds: int = 12 * 3600
+    login_max_failures: int = 5
+    lockout_seconds: int = 15 * 60
+    signing_key_days: int = 30
+    break_glass_seconds: int = 4 * 3600
+    # OpenID Connect provider (Pro Santé Connect or any other); empty issuer: no OIDC login.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid scope_all"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -103,4 +115,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         kwargs["page_size_max"] = _int("PARCOURS_PAGE_SIZE_MAX", size, 1)
     if (workers := get("OUTBOX_WORKERS")) is not None:
         kwargs["outbox_workers"] = _int("PARCOURS_OUTBOX_WORKERS", workers, 0)
+    for name, minimum in (
+        ("SESSION_SECONDS", 60),
+        ("TOKEN_MAX_SECONDS", 60),
+        ("LOGIN_MAX_FAILURES", 1),
+        ("LOCKOUT_SECONDS", 1),
+        ("SIGNING_KEY_DAYS", 1),
+        ("BREAK_GLASS_SECONDS", 60),
+    ):
+        if (raw := get(name)) is not None:
+            kwargs[name.lower()] = _int(f"PARCOURS_{name}", raw, minimum)
+    for name in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"):
+        if (raw := get(name)) is not None:
+            kwargs[name.lower()] = raw.rstrip("/") if name == "OIDC_ISSUER" else raw
+    if (scopes := get("OIDC_SCOPES")) is not None:
+        kwargs["oidc_scopes"] = scopes
     return Settings(**kwargs)  # type: ignore[arg-type]

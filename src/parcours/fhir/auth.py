@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
-
 from parcours.config import Settings
 from parcours.errors import Unauthenticated
+from parcours.security.principal import ADMIN, Principal
 
 __all__ = ["Principal", "authenticate"]
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The authenticated caller."""
-
-    subject: str
-    roles: frozenset[str] = frozenset()
-
-
-ADMIN = Principal("admin", frozenset({"admin"}))
 
 
 def authenticate(headers: Mapping[str, str], settings: Settings) -> Principal:

@@ -1,0 +1,1 @@
+"""Who may do what: principals, the access policy, and the audit trail's view of callers."""
