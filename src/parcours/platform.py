@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from parcours.config import Settings
 from parcours.fhir.validation import make_validator
 from parcours.identity import IdentityService, identity_service
+from parcours.security import circle
 from parcours.store import Store, make_engine
 from parcours.store.outbox import Handler
 from parcours.store.search import SearchParameterRegistry
@@ -47,4 +48,6 @@ def build_platform(settings: Settings) -> Platform:
     # Every Patient write, whatever its entry point (REST, HL7, UI), is matched in its own
     # transaction: see parcours.identity.service.
     store.write_hooks.append(identity.on_write)
+    # Care-circle memberships and oppositions, as rows the access policy's SQL reads.
+    store.derived_hooks.append(circle.on_write)
     return Platform(settings=settings, store=store, registry=registry, identity=identity)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+
 from parcours.config import Settings
 from parcours.errors import Unauthenticated
 from parcours.security.principal import ADMIN, Principal
 
 __all__ = ["Principal", "authenticate"]
-
 
 
 def authenticate(headers: Mapping[str, str], settings: Settings) -> Principal:

@@ -24,6 +24,7 @@ from parcours.errors import (
     ParcoursError,
     PreconditionFailed,
 )
+from parcours.fhir import guard
 from parcours.fhir import interactions as fhir
 from parcours.fhir.outcome import from_error
 from parcours.fhir.references import conditional_references, rewrite
@@ -191,9 +192,8 @@ def _created_url(req: FhirRequest, resource: dict[str, Any]) -> str:
 
 
 def _transaction(req: FhirRequest, engine: FhirEngine, entries: list[_Entry]) -> FhirResponse:
-    ctx = engine.ctx
     results: dict[int, dict[str, Any]] = {}
-    with ctx.store.begin() as tx:
+    with engine.begin(req) as tx:
         mapping: dict[str, str] = {}
         current: _Entry | None = None
         try:
@@ -289,7 +289,9 @@ def _run_transaction_entry(
             resp = fhir.written(req, entry.existing, 200)
         else:
             sub = _sub_request(req, entry, resource)
+            guard.before_write(tx, sub.path[0], None)
             created = tx.create(fhir.body_resource(sub, sub.path[0]), res_id=entry.assigned_id)
+            guard.check_written(tx, created, None, created=True)
             resp = fhir.written(req, created, 201)
         target = entry.existing or {"resourceType": entry.res_type, "id": entry.assigned_id}
         return _response_entry(resp, _created_url(req, target))
@@ -309,7 +311,7 @@ def _batch(req: FhirRequest, engine: FhirEngine, entries: list[_Entry]) -> FhirR
     out: list[dict[str, Any]] = []
     for entry in entries:
         try:
-            with engine.ctx.store.begin(readonly=entry.method in ("GET", "HEAD")) as tx:
+            with engine.begin(req, readonly=entry.method in ("GET", "HEAD")) as tx:
                 resource = entry.resource
                 mapping = {
                     ref: _resolve_conditional(tx, engine, ref, res_type, query)

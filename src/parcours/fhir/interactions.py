@@ -29,6 +29,7 @@ from parcours.errors import (
     PreconditionFailed,
     VersionConflict,
 )
+from parcours.fhir import guard
 from parcours.fhir.context import FhirContext
 from parcours.fhir.exposure import keep_hidden_ins
 from parcours.fhir.outcome import operation_outcome
@@ -56,6 +57,7 @@ __all__ = [
     "delete",
     "find",
     "history",
+    "int_param",
     "parse_if_match",
     "patch",
     "prefer_return",
@@ -126,6 +128,10 @@ def find(
     # create: they queue on the criteria until the first commits.
     tx.lock_key(f"{res_type}?{sorted(criteria)}")
     matches: list[dict[str, Any]] = tx.search(request).matches
+    # Matched without the caller's filter, so a hidden match is refused rather than
+    # duplicated by a conditional create.
+    for match in matches:
+        guard.check_visible(tx, match)
     return matches
 
 
@@ -191,6 +197,7 @@ def written(req: FhirRequest, resource: dict[str, Any], status: int) -> FhirResp
 
 def read(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
     resource = tx.read(p["type"], p["id"])
+    guard.check_read(tx, p["type"], p["id"])
     headers = resource_headers(req.base_url, resource)
     del headers["Location"]
     etag = headers["ETag"]
@@ -207,6 +214,7 @@ def vread(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> Fhi
     if not vid.isdigit() or len(vid) > 9:
         raise NotFound(f"{p['type']}/{p['id'][:64]} has no version {vid[:20]!r}")
     resource = tx.vread(p["type"], p["id"], int(vid))
+    guard.check_read(tx, p["type"], p["id"])
     headers = resource_headers(req.base_url, resource)
     del headers["Location"]
     body = view(resource, req.param("_summary"), parse_elements(req.param("_elements")))
@@ -228,7 +236,10 @@ def create(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> Fh
             )
         if matches:
             return written(req, matches[0], 200)
-    return written(req, tx.create(resource), 201)
+    guard.before_write(tx, res_type, None)
+    created = tx.create(resource)
+    guard.check_written(tx, created, None, created=True)
+    return written(req, created, 201)
 
 
 def update(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
@@ -238,8 +249,10 @@ def update(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> Fh
         raise InvalidInput(
             f"the body's id must equal the id in the URL ({res_id[:64]}) for an update"
         )
+    before = guard.before_write(tx, res_type, res_id)
     resource = _with_hidden_ins(tx, ctx, resource)
     result = tx.update(resource, if_match=parse_if_match(req.header("if-match")))
+    guard.check_written(tx, result.resource, before, result.created)
     return written(req, result.resource, 201 if result.created else 200)
 
 
@@ -266,24 +279,28 @@ def conditional_update(
             raise InvalidInput(
                 f"the body's id {str(body_id)[:64]!r} differs from the matching {res_type}/{target}"
             )
+        before = guard.before_write(tx, res_type, target)
         result = tx.update(
             _with_hidden_ins(tx, ctx, {**resource, "id": target}),
             if_match=parse_if_match(req.header("if-match")),
         )
+        guard.check_written(tx, result.resource, before, result.created)
         return written(req, result.resource, 201 if result.created else 200)
-    if isinstance(body_id, str):
-        if tx.exists(res_type, body_id):
-            raise Conflict(
-                f"{res_type}/{body_id[:64]} exists but does not match the conditional update"
-            )
-        return written(req, tx.update(resource).resource, 201)
-    return written(req, tx.create(resource), 201)
+    if isinstance(body_id, str) and tx.exists(res_type, body_id):
+        raise Conflict(
+            f"{res_type}/{body_id[:64]} exists but does not match the conditional update"
+        )
+    guard.before_write(tx, res_type, None)
+    stored = tx.update(resource).resource if isinstance(body_id, str) else tx.create(resource)
+    guard.check_written(tx, stored, None, created=True)
+    return written(req, stored, 201)
 
 
 def patch(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
     res_type, res_id = p["type"], p["id"]
     document = patch_document(req.body)
     current = tx.read(res_type, res_id)
+    before = guard.before_write(tx, res_type, res_id)
     expected = parse_if_match(req.header("if-match"))
     if expected is not None and str(current["meta"]["versionId"]) != str(expected):
         raise VersionConflict(
@@ -294,6 +311,7 @@ def patch(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> Fhi
     else:
         patched = apply_fhirpath_patch(current, document)
     result = tx.update(patched, if_match=int(current["meta"]["versionId"]))
+    guard.check_written(tx, result.resource, before, created=False)
     return written(req, result.resource, 200)
 
 
@@ -311,6 +329,7 @@ def _deleted(req: FhirRequest, res_type: str, res_id: str, version: int | None) 
 
 def delete(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
     res_type, res_id = p["type"], p["id"]
+    guard.before_write(tx, res_type, res_id)
     expected = parse_if_match(req.header("if-match"))
     if expected is not None:
         current = tx.read(res_type, res_id)
@@ -334,6 +353,7 @@ def conditional_delete(
             200, operation_outcome(f"no {res_type} matches: nothing to delete", code="not-found")
         )
     res_id = str(matches[0]["id"])
+    guard.before_write(tx, res_type, res_id)
     return _deleted(req, res_type, res_id, tx.delete(res_type, res_id))
 
 
@@ -343,7 +363,7 @@ _HISTORY_STATUS = {"create": "201 Created", "update": "200 OK", "delete": "204 N
 _HISTORY_METHOD = {"create": "POST", "update": "PUT", "delete": "DELETE"}
 
 
-def _int_param(req: FhirRequest, name: str, default: int, maximum: int) -> int:
+def int_param(req: FhirRequest, name: str, default: int, maximum: int) -> int:
     raw = req.param(name)
     if raw is None:
         return default
@@ -365,12 +385,17 @@ def _instant_param(req: FhirRequest, name: str) -> int | None:
 def history(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
     res_type, res_id = p.get("type"), p.get("id")
     settings = ctx.settings
-    count = _int_param(req, "_count", settings.page_size_default, settings.page_size_max)
-    offset = _int_param(req, "_offset", 0, 10**9)
+    count = int_param(req, "_count", settings.page_size_default, settings.page_size_max)
+    offset = int_param(req, "_offset", 0, 10**9)
     since = _instant_param(req, "_since")
     at = _instant_param(req, "_at")
+    access = guard.scope(tx)
+    if access is not None and res_type is not None:
+        access.require(res_type)
+        if res_id is not None and tx.exists(res_type, res_id):
+            guard.check_read(tx, res_type, res_id)
     entries, total = tx.history(
-        res_type, res_id, since_ms=since, at_most_ms=at, offset=offset, count=count
+        res_type, res_id, since_ms=since, at_most_ms=at, offset=offset, count=count, scope=access
     )
     if res_type is not None and res_id is not None and total == 0:
         _check_known(tx, res_type, res_id)
@@ -436,6 +461,10 @@ def search(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> Fh
         # Prefer: handling=lenient asks us to ignore parameters we do not know (FHIR 3.1.1.4.1);
         # the self link then shows only the ones applied.
         params = [(k, v) for k, v in params if _known_param(ctx, res_type, k)]
+    access = guard.scope(tx)
+    if access is not None:
+        access.require(res_type)
+        access.check_search(res_type, params)
     request = parse_search(
         res_type,
         params,
@@ -443,7 +472,7 @@ def search(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> Fh
         default_count=settings.page_size_default,
         max_count=settings.page_size_max,
     )
-    result = tx.search(request)
+    result = tx.search(request, access)
     summary = request.summary
     elements = request.elements or None
     query = urlencode(format_search(request))

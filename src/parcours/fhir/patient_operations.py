@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from parcours.errors import InvalidInput, Issue
+from parcours.fhir import guard
 from parcours.fhir.context import FhirContext
 from parcours.fhir.outcome import operation_outcome
 from parcours.fhir.render import bundle, url
@@ -81,6 +82,7 @@ def _actor(req: FhirRequest) -> str:
 
 
 def patient_match(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
+    guard.require_every(tx, "Patient")
     parameters = _parameters(req, "Patient/$match")
     patient = _one(parameters, "resource", "resource")
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
@@ -119,6 +121,7 @@ def _reason(parameters: list[dict[str, Any]]) -> str:
 
 
 def patient_merge(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
+    guard.require_every(tx, "Patient", write=True)
     parameters = _parameters(req, "Patient/$merge")
     source = _patient_id(parameters, "source-patient")
     target = _patient_id(parameters, "target-patient")
@@ -140,6 +143,7 @@ def patient_merge(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params
 
 
 def patient_unmerge(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
+    guard.require_every(tx, "Patient", write=True)
     parameters = _parameters(req, "Patient/$unmerge")
     raw = _one(parameters, "merge-id", "valueString")
     if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 18:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,12 +18,14 @@ from sqlalchemy.exc import DataError, StatementError
 
 from parcours.errors import InvalidInput, NotFound, ParcoursError
 from parcours.fhir import interactions as fhir
+from parcours.fhir import patient_access
 from parcours.fhir import patient_operations as patient_ops
 from parcours.fhir.capability import capability_statement
 from parcours.fhir.context import FhirContext
 from parcours.fhir.exposure import outgoing
 from parcours.fhir.outcome import from_error
 from parcours.fhir.request import FhirRequest, FhirResponse
+from parcours.security.policy import access_for
 from parcours.store import Transaction
 from parcours.store.clock import instant, now_ms
 
@@ -78,6 +81,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", ("Patient", "$match"), "read", patient_ops.patient_match),
     Route("POST", ("Patient", "$merge"), "write", patient_ops.patient_merge),
     Route("POST", ("Patient", "$unmerge"), "write", patient_ops.patient_unmerge),
+    Route("GET", ("Patient", "{id}", "$everything"), "read", patient_access.patient_everything),
+    Route("POST", ("Patient", "{id}", "$break-glass"), "write", patient_access.patient_break_glass),
     Route("GET", ("{type}", "_history"), "read", fhir.history),
     Route("GET", ("{type}", "{id}"), "read", fhir.read),
     Route("PUT", ("{type}", "{id}"), "write", fhir.update),
@@ -136,6 +141,14 @@ class FhirEngine:
             raise NotFound(f"{unknown_type[:64]!r} is not a resource type this server knows")
         raise NotFound(f"no FHIR interaction at /{'/'.join(req.path)[:100]}")
 
+    @contextmanager
+    def begin(self, req: FhirRequest, *, readonly: bool = False) -> Iterator[Transaction]:
+        """A store transaction carrying the caller's access rights (``tx.access``)."""
+        with self.ctx.store.begin(readonly=readonly) as tx:
+            if req.principal is not None:
+                tx.access = access_for(tx, req.principal)
+            yield tx
+
     def dispatch(self, req: FhirRequest, tx: Transaction) -> FhirResponse:
         """Run a request that needs a transaction inside ``tx`` (errors propagate)."""
         route, params = self.match(req)
@@ -158,7 +171,7 @@ class FhirEngine:
                     return route.engine_handler(req, self)
                 assert route.tx_handler is not None
                 _check_ids(req, params)
-                with self.ctx.store.begin(readonly=route.mode == "read") as tx:
+                with self.begin(req, readonly=route.mode == "read") as tx:
                     return route.tx_handler(req, tx, self.ctx, params)
             except (DataError, StatementError) as exc:
                 # The store should translate these; a value the database refuses is bad input.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     and_,
@@ -33,12 +34,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from parcours.errors import Conflict, Gone, InvalidResource, NotFound, Unavailable, VersionConflict
 from parcours.store.clock import instant, now_ms
+from parcours.store.compartment import patient_of
 from parcours.store.engine import Dialect
 from parcours.store.schema import INDEX_TABLES, outbox, resource, resource_version
 
 if TYPE_CHECKING:
     from parcours.store.search import SearchParameterRegistry, SearchRequest, SearchResult
     from parcours.store.search.registry import SearchParam
+    from parcours.store.search.sql import RowScope
 
 __all__ = [
     "HistoryEntry",
@@ -123,6 +126,9 @@ class Store:
         self.indexer = indexer
         # Domain rules run inside every write's transaction (identity matching on Patients).
         self.write_hooks: list[WriteHook] = []
+        # Hooks that keep derived tables (care-circle memberships…) in step with resources:
+        # they run after the write hooks and again for every resource `reindex` rebuilds.
+        self.derived_hooks: list[WriteHook] = []
         # SQLite has one writer at a time and its busy handler is not fair: under load a
         # waiting writer can starve past the busy timeout. Queueing this process's writers on
         # a lock first leaves the busy handler only the (rare) writers of other processes.
@@ -187,6 +193,13 @@ class Transaction:
         self.after_commit: list[Callable[[], None]] = []
         # Custom SearchParameters written in this transaction, not yet in the registry.
         self.pending_params: dict[str, SearchParam] = {}
+        # The caller's ``parcours.security.policy.Access``, set by the entry point that opened
+        # the transaction for someone (FHIR API, workspace); None for the platform's own work
+        # (HL7 intake, identity matching, workers), which the policy does not restrict.
+        self.access: Any = None
+        # Every resource version this transaction wrote: (type, id, version, method, patient),
+        # for the audit trail.
+        self.written: list[tuple[str, str, int, str, str | None]] = []
 
     @property
     def conn(self) -> Connection:
@@ -205,6 +218,7 @@ class Transaction:
         after-commit callbacks are all undone and the exception propagates."""
         conn = self.conn  # flushes: the savepoint must not swallow earlier queued rows
         mark = len(self.after_commit)
+        written = len(self.written)
         params = dict(self.pending_params)
         nested = conn.begin_nested()
         try:
@@ -213,6 +227,7 @@ class Transaction:
         except BaseException:
             self._pending = {}
             del self.after_commit[mark:]
+            del self.written[written:]
             self.pending_params = params
             nested.rollback()
             raise
@@ -276,9 +291,13 @@ class Transaction:
         at_most_ms: int | None = None,
         offset: int = 0,
         count: int = 20,
+        scope: RowScope | None = None,
     ) -> tuple[list[HistoryEntry], int]:
-        """Versions, newest first, and their total count."""
-        conds = []
+        """Versions, newest first, and their total count (of those ``scope`` lets through)."""
+        conds: list[ColumnElement[bool]] = []
+        if scope is not None and (test := scope.condition(resource, res_type)) is not None:
+            # The policy judges a version by its resource's current patient and type.
+            conds.append(resource_version.c.resource_pk.in_(select(resource.c.pk).where(test)))
         if res_type is not None:
             conds.append(resource_version.c.type == res_type)
         if res_id is not None:
@@ -306,11 +325,21 @@ class Transaction:
         ]
         return entries, int(total.scalar_one())
 
-    def search(self, request: SearchRequest) -> SearchResult:
-        """Run a parsed search (see ``parcours.store.search``) in this transaction."""
+    def search(self, request: SearchRequest, scope: RowScope | None = None) -> SearchResult:
+        """Run a parsed search (see ``parcours.store.search``) in this transaction, limited to
+        what ``scope`` (the caller's access policy) lets through."""
         from parcours.store.search import run_search
 
-        return run_search(self, request)
+        return run_search(self, request, scope)
+
+    def compartment(self, res_type: str, res_id: str) -> str | None:
+        """The patient the resource belongs to (``resource.patient_id``), deleted or not."""
+        row = self.conn.execute(
+            select(resource.c.patient_id).where(
+                resource.c.type == res_type, resource.c.id == res_id
+            )
+        ).first()
+        return None if row is None else row.patient_id
 
     # ---- writes ------------------------------------------------------------------------
 
@@ -336,6 +365,7 @@ class Transaction:
                     "last_updated": body.last_updated,
                     "deleted": False,
                     "content": body.content,
+                    "patient_id": body.patient_id,
                 },
             ).inserted_primary_key[0]  # type: ignore[index]
         except IntegrityError as exc:
@@ -378,6 +408,7 @@ class Transaction:
                 "b_updated": body.last_updated,
                 "b_deleted": False,
                 "b_content": body.content,
+                "b_patient": body.patient_id,
             },
         )
         if result.rowcount != 1:
@@ -417,7 +448,8 @@ class Transaction:
 
             on_searchparameter_delete(self, self.store.registry, row.content)
         self._append_event(res_type, res_id, version, "delete", stamp)
-        for hook in self.store.write_hooks:
+        self.written.append((res_type, res_id, version, "delete", row.patient_id))
+        for hook in (*self.store.write_hooks, *self.store.derived_hooks):
             hook(self, None, row.content)
         return version
 
@@ -427,7 +459,15 @@ class Transaction:
         if row is None or row.deleted:
             return
         self._clear_index(row.pk)
-        self._write_index(row.pk, res_type, row.content)
+        index = self._index(row.content)
+        self._write_index(row.pk, res_type, index)
+        self._conn.execute(
+            update(resource)
+            .where(resource.c.pk == row.pk)
+            .values(patient_id=patient_of(res_type, res_id, index))
+        )
+        for hook in self.store.derived_hooks:
+            hook(self, row.content, row.content)
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -440,7 +480,9 @@ class Transaction:
         meta["lastUpdated"] = instant(stamp)
         content["meta"] = meta
         self.store.validator(content)
-        return _Body(res_type, res_id, version, stamp, content)
+        index = self._index(content)
+        owner = patient_of(res_type, res_id, index)
+        return _Body(res_type, res_id, version, stamp, content, index, owner)
 
     def _write_version(
         self, pk: int, body: _Body, method: str, previous: Resource | None = None
@@ -466,18 +508,22 @@ class Transaction:
         )
         if method != "create":
             self._clear_index(pk)
-        self._write_index(pk, body.res_type, body.content)
+        self._write_index(pk, body.res_type, body.index)
         self._append_event(body.res_type, body.res_id, body.version, method, body.last_updated)
-        for hook in self.store.write_hooks:
+        self.written.append((body.res_type, body.res_id, body.version, method, body.patient_id))
+        for hook in (*self.store.write_hooks, *self.store.derived_hooks):
             hook(self, body.content, previous)
 
-    def _write_index(self, pk: int, res_type: str, content: Resource) -> None:
+    def _index(self, content: Resource) -> IndexRows:
         index: dict[str, Sequence[Mapping[str, Any]]] = dict(self.store.indexer(content))
         if self.pending_params and self.store.registry is not None:
             from parcours.store.search.custom import pending_rows
 
             for kind, extra in pending_rows(self, self.store.registry, content).items():
                 index[kind] = [*index.get(kind, ()), *extra]
+        return index
+
+    def _write_index(self, pk: int, res_type: str, index: IndexRows) -> None:
         for kind, kind_rows in index.items():
             if kind_rows:
                 self._queue(
@@ -508,7 +554,11 @@ class Transaction:
 # Statements of the write path, built once: constructing a Core statement per call costs more
 # than executing it (SQLAlchemy caches the compiled SQL by the statement's memoised key).
 _SELECT_CURRENT = select(
-    resource.c.pk, resource.c.version_id, resource.c.deleted, resource.c.content
+    resource.c.pk,
+    resource.c.version_id,
+    resource.c.deleted,
+    resource.c.content,
+    resource.c.patient_id,
 ).where(resource.c.type == bindparam("t"), resource.c.id == bindparam("i"))
 _SELECT_CURRENT_LOCKED = _SELECT_CURRENT.with_for_update()
 _INSERT_RESOURCE = insert(resource)
@@ -521,6 +571,7 @@ _UPDATE_RESOURCE = (
         last_updated=bindparam("b_updated"),
         deleted=bindparam("b_deleted"),
         content=bindparam("b_content"),
+        patient_id=bindparam("b_patient"),
     )
 )
 _INSERT_VERSION = insert(resource_version)
@@ -538,6 +589,8 @@ class _Body:
     version: int
     last_updated: int
     content: Resource
+    index: IndexRows
+    patient_id: str | None
 
 
 def _resource_type(res: Mapping[str, Any]) -> str:

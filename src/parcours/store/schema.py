@@ -56,10 +56,14 @@ resource = Table(
     Column("last_updated", BigInteger, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("content", Json, nullable=True),
+    # The patient whose compartment holds the resource (its own id for a Patient), so the
+    # access policy filters a search with one indexed column instead of a join per type.
+    Column("patient_id", String(64), nullable=True),
     Index("ux_resource_type_id", "type", "id", unique=True),
     Index("ix_resource_type_updated", "type", "last_updated"),
     # Search's default order (creation order within a type) and its keyset paging.
     Index("ix_resource_type_pk", "type", "pk"),
+    Index("ix_resource_patient", "patient_id", "type"),
 )
 
 resource_version = Table(

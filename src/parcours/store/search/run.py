@@ -18,7 +18,7 @@ from parcours.store.search.request import (
     encode_cursor,
     format_search,
 )
-from parcours.store.search.sql import FilterCompiler
+from parcours.store.search.sql import FilterCompiler, RowScope
 
 if TYPE_CHECKING:
     from parcours.store.repository import Transaction
@@ -47,8 +47,14 @@ def _registry(tx: Transaction) -> SearchParameterRegistry:
     return registry
 
 
-def run_search(tx: Transaction, request: SearchRequest) -> SearchResult:
+def run_search(
+    tx: Transaction, request: SearchRequest, scope: RowScope | None = None
+) -> SearchResult:
     """Run ``request`` inside ``tx``; deleted resources never match.
+
+    ``scope`` (the caller's access policy) filters the matches, the count, the resources that
+    chains and ``_has`` test, and the included resources, all in SQL: a total or an include
+    never reveals what the caller may not see.
 
     ``_total``: ``accurate`` and ``estimate`` both count exactly (an estimate from the planner
     is a later optimisation), ``none`` skips the count; when absent, the total is given only
@@ -56,12 +62,13 @@ def run_search(tx: Transaction, request: SearchRequest) -> SearchResult:
     every page of a coordinator's list is the classic FHIR-server slowdown.
     """
     registry = _registry(tx)
-    compiler = FilterCompiler(registry, tx.store.dialect.is_postgres)
+    compiler = FilterCompiler(registry, tx.store.dialect.is_postgres, scope)
     res = resource
     conditions = [
         res.c.type == request.resource_type,
         res.c.deleted.is_(False),
         *compiler.where(res, request.resource_type, request.filters),
+        *_scoped(scope, res, request.resource_type),
     ]
     total: int | None = None
     counted = request.summary == "count" or request.count == 0
@@ -100,8 +107,13 @@ def run_search(tx: Transaction, request: SearchRequest) -> SearchResult:
     if total is None and request.total is None and first_page and not has_more:
         total = len(rows)
     matches = [row.content for row in rows]
-    included = _includes(tx, registry, request, {row.pk: row.content for row in rows})
+    included = _includes(tx, request, {row.pk: row.content for row in rows}, scope)
     return SearchResult(matches, included, total, next_params)
+
+
+def _scoped(scope: RowScope | None, alias: Any, res_type: str | None) -> list[Any]:
+    test = None if scope is None else scope.condition(alias, res_type)
+    return [] if test is None else [test]
 
 
 def _with_offset(request: SearchRequest, offset: int) -> SearchRequest:
@@ -121,9 +133,9 @@ def _plain(value: Any) -> Any:
 
 def _includes(
     tx: Transaction,
-    registry: SearchParameterRegistry,
     request: SearchRequest,
     matches: dict[int, dict[str, Any]],
+    scope: RowScope | None,
 ) -> list[dict[str, Any]]:
     if not matches or not (request.includes or request.revincludes):
         return []
@@ -137,10 +149,10 @@ def _includes(
         found: dict[int, dict[str, Any]] = {}
         for inc in request.includes:
             if rounds == 0 or inc.iterate:
-                found.update(_forward(tx, registry, inc, list(frontier)))
+                found.update(_forward(tx, inc, list(frontier), scope))
         for inc in request.revincludes:
             if rounds == 0 or inc.iterate:
-                found.update(_reverse(tx, inc, list(frontier)))
+                found.update(_reverse(tx, inc, list(frontier), scope))
         frontier = {pk: content for pk, content in found.items() if pk not in seen}
         for pk, content in frontier.items():
             if len(included) >= MAX_INCLUDED:
@@ -162,7 +174,7 @@ def _source_conditions(inc: Include) -> list[ColumnElement[bool]]:
 
 
 def _forward(
-    tx: Transaction, registry: SearchParameterRegistry, inc: Include, pks: list[int]
+    tx: Transaction, inc: Include, pks: list[int], scope: RowScope | None
 ) -> dict[int, dict[str, Any]]:
     ref = idx_reference
     target = resource.alias()
@@ -170,6 +182,7 @@ def _forward(
         ref.c.resource_pk.in_(pks),
         ref.c.target_url.is_(None),
         target.c.deleted.is_(False),
+        *_scoped(scope, target, None),
     ]
     conds += _source_conditions(inc)
     if inc.target_type:
@@ -183,7 +196,9 @@ def _forward(
     return {row.pk: row.content for row in tx.conn.execute(stmt)}
 
 
-def _reverse(tx: Transaction, inc: Include, pks: list[int]) -> dict[int, dict[str, Any]]:
+def _reverse(
+    tx: Transaction, inc: Include, pks: list[int], scope: RowScope | None
+) -> dict[int, dict[str, Any]]:
     ref = idx_reference
     source = resource.alias()
     matched = resource.alias()
@@ -191,6 +206,7 @@ def _reverse(tx: Transaction, inc: Include, pks: list[int]) -> dict[int, dict[st
         matched.c.pk.in_(pks),
         ref.c.target_url.is_(None),
         source.c.deleted.is_(False),
+        *_scoped(scope, source, None),
     ]
     conds += _source_conditions(inc)
     if inc.target_type:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     ColumnElement,
@@ -70,6 +70,13 @@ __all__ = ["FilterCompiler"]
 Predicate = ColumnElement[bool]
 
 
+class RowScope(Protocol):
+    """What the store needs of an access policy: a row filter on a ``resource`` alias (None:
+    every row), for one type, or for any type when ``res_type`` is None."""
+
+    def condition(self, alias: FromClause, res_type: str | None) -> Predicate | None: ...
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -80,6 +87,15 @@ class FilterCompiler:
 
     registry: SearchParameterRegistry
     is_postgres: bool
+    # The access policy's row filter (``Access.condition``): applied to the resources a chain
+    # or a _has reaches too, so a criterion never tests what the caller may not see.
+    scope: RowScope | None = None
+
+    def _scoped(self, alias: FromClause, res_type: str) -> list[Predicate]:
+        if self.scope is None:
+            return []
+        test = self.scope.condition(alias, res_type)
+        return [] if test is None else [test]
 
     def where(self, res: FromClause, res_type: str, filters: tuple[Filter, ...]) -> list[Predicate]:
         return [self.predicate(res, res_type, f) for f in filters]
@@ -226,6 +242,7 @@ class FilterCompiler:
                 target.c.type == t,
                 target.c.deleted.is_(False),
                 self.predicate(target, t, f.chain),
+                *self._scoped(target, t),
             )
             selects.append(
                 select(ref.c.resource_pk).where(
@@ -253,6 +270,7 @@ class FilterCompiler:
                 ref.c.target_url.is_(None),
                 source.c.deleted.is_(False),
                 self.predicate(source, f.has_type, f.chain),
+                *self._scoped(source, f.has_type),
             )
         )
         return res.c.id.in_(rows)

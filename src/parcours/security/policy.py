@@ -1,0 +1,532 @@
+"""The access policy: who may see and write which resources, in one place.
+
+Every entry point (FHIR API, web workspace, exports) asks ``access_for`` for the caller's
+``Access`` once per transaction, then:
+
+- ``require(type, write)`` before touching a type at all (403 when the role never may);
+- ``condition(alias, type)`` adds the row filter to a search, an include, a chain, a ``_has``
+  or a history query, so a result, a count or an included resource the caller may not see is
+  never produced (the filter is SQL, not a post-filter of a page);
+- ``check(tx, type, patient_id, write)`` before returning or writing one resource.
+
+The rules (decision D16 in docs/decisions.md):
+
+- ``admin``: everything. ``system`` clients: the types their SMART scopes name, every row.
+- ``professional``: the patient data of the patients whose care circle they actively belong to
+  — as themselves, through one of their PractitionerRoles, or through an Organization they
+  work for that is itself a participant; ``coordinator``: also every patient whose circle is
+  managed by, or includes a role of, their organisations. Both may create Patients.
+- ``identity-referent``: every Patient (read, write, merge), no clinical data.
+- ``analyst``: reads patient data of everyone, pseudonymised (``pseudonymise``), never a
+  RelatedPerson, never an identifying search.
+- Directory and conformance resources are readable by every authenticated caller.
+- An opposition (Consent deny) removes the patient from its actors' (or everyone's) view, and
+  wins over break-the-glass; an ended participation ends access the next millisecond; a
+  break-the-glass grant opens one patient to one professional for a limited time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    insert,
+    literal,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy.exc import IntegrityError
+
+from parcours.errors import Forbidden, InvalidInput, NotFound
+from parcours.security.circle import reference_key
+from parcours.security.principal import Principal
+from parcours.security.tables import (
+    access_grant,
+    care_member,
+    care_opposition,
+    platform_secret,
+)
+from parcours.store.clock import now_ms
+from parcours.store.schema import idx_reference, resource
+
+if TYPE_CHECKING:
+    from parcours.store import Transaction
+
+__all__ = [
+    "PATIENT_TYPES",
+    "SHARED_TYPES",
+    "Access",
+    "access_for",
+    "break_glass",
+]
+
+Rule = Literal["all", "circle", "none"]
+
+# R4's Patient CompartmentDefinition, plus Task (Task.for): the patient data.
+PATIENT_TYPES = frozenset(
+    [
+        "Account",
+        "AdverseEvent",
+        "AllergyIntolerance",
+        "Appointment",
+        "AppointmentResponse",
+        "Basic",
+        "BodyStructure",
+        "CarePlan",
+        "CareTeam",
+        "ChargeItem",
+        "Claim",
+        "ClaimResponse",
+        "ClinicalImpression",
+        "Communication",
+        "CommunicationRequest",
+        "Composition",
+        "Condition",
+        "Consent",
+        "Coverage",
+        "CoverageEligibilityRequest",
+        "CoverageEligibilityResponse",
+        "DetectedIssue",
+        "DeviceRequest",
+        "DeviceUseStatement",
+        "DiagnosticReport",
+        "DocumentManifest",
+        "DocumentReference",
+        "Encounter",
+        "EnrollmentRequest",
+        "EpisodeOfCare",
+        "ExplanationOfBenefit",
+        "FamilyMemberHistory",
+        "Flag",
+        "Goal",
+        "ImagingStudy",
+        "Immunization",
+        "ImmunizationEvaluation",
+        "ImmunizationRecommendation",
+        "Invoice",
+        "List",
+        "MeasureReport",
+        "Media",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MolecularSequence",
+        "NutritionOrder",
+        "Observation",
+        "Patient",
+        "Procedure",
+        "Provenance",
+        "QuestionnaireResponse",
+        "RelatedPerson",
+        "RequestGroup",
+        "ResearchSubject",
+        "RiskAssessment",
+        "ServiceRequest",
+        "Specimen",
+        "SupplyDelivery",
+        "SupplyRequest",
+        "Task",
+        "VisionPrescription",
+    ]
+)
+# Directory and conformance resources: readable by everyone logged in, written by operations.
+SHARED_TYPES = frozenset(
+    [
+        "Practitioner",
+        "PractitionerRole",
+        "Organization",
+        "Location",
+        "HealthcareService",
+        "Endpoint",
+        "Device",
+        "Person",
+        "Medication",
+        "Substance",
+        "ValueSet",
+        "CodeSystem",
+        "ConceptMap",
+        "NamingSystem",
+        "StructureDefinition",
+        "SearchParameter",
+        "CapabilityStatement",
+        "OperationDefinition",
+        "CompartmentDefinition",
+        "ImplementationGuide",
+        "Questionnaire",
+        "PlanDefinition",
+        "ActivityDefinition",
+        "Library",
+        "Measure",
+    ]
+)
+# What an analyst never sees, even pseudonymised: it names people.
+_ANALYST_HIDDEN = frozenset({"RelatedPerson", "Person"})
+# Patient search parameters an analyst may use: none of them singles a person out.
+_ANALYST_PATIENT_PARAMS = frozenset(
+    {"gender", "_lastUpdated", "_count", "_total", "_summary", "_elements", "_sort", "_cursor"}
+)
+_CLINICAL_ROLES = frozenset({"professional", "coordinator"})
+_RANK: dict[Rule, int] = {"none": 0, "circle": 1, "all": 2}
+
+
+def _scope_allows(scopes: Iterable[str], res_type: str, write: bool) -> bool:
+    """SMART v1 (``system/Type.read|write|*``) and v2 (``system/Type.cruds``) scopes."""
+    for scope in scopes:
+        context, _, rest = scope.partition("/")
+        if context not in ("system", "user") or "." not in rest:
+            continue
+        target, _, what = rest.partition(".")
+        if target not in ("*", res_type):
+            continue
+        if what == "*" or what == ("write" if write else "read"):
+            return True
+        if what and set(what) <= set("cruds"):
+            if write and set(what) & set("cud"):
+                return True
+            if not write and set(what) & set("rs"):
+                return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One caller's rights, bound to an instant; cheap to build, built once per transaction."""
+
+    principal: Principal
+    now_ms: int
+    # "Practitioner/1" and the caller's active "PractitionerRole/…".
+    member_keys: tuple[str, ...] = ()
+    # "Organization/…" the caller works for (through their roles).
+    org_keys: tuple[str, ...] = ()
+    # Patients open to the caller by a current break-the-glass grant.
+    glass: frozenset[str] = frozenset()
+    _cache: dict[tuple[str, bool], Rule] = field(default_factory=dict, compare=False)
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.principal.is_admin
+
+    @property
+    def pseudonymised(self) -> bool:
+        roles = self.principal.roles
+        return "analyst" in roles and not roles & (_CLINICAL_ROLES | {"admin", "system"})
+
+    # ---- rules per type --------------------------------------------------------------------
+
+    def rule(self, res_type: str, write: bool = False) -> Rule:
+        key = (res_type, write)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = "none"
+            for role in self.principal.roles:
+                candidate = self._role_rule(role, res_type, write)
+                if _RANK[candidate] > _RANK[cached]:
+                    cached = candidate
+            self._cache[key] = cached
+        return cached
+
+    def _role_rule(self, role: str, res_type: str, write: bool) -> Rule:
+        if role == "admin":
+            return "all"
+        if role == "system":
+            return "all" if _scope_allows(self.principal.scopes, res_type, write) else "none"
+        if res_type in SHARED_TYPES:
+            return "none" if write else "all"
+        if role in _CLINICAL_ROLES:
+            return "circle" if res_type in PATIENT_TYPES else "none"
+        if role == "identity-referent":
+            return "all" if res_type == "Patient" else "none"
+        if role == "analyst" and not write:
+            return "all" if res_type in PATIENT_TYPES - _ANALYST_HIDDEN else "none"
+        return "none"
+
+    def require(self, res_type: str, write: bool = False) -> Rule:
+        rule = self.rule(res_type, write)
+        if rule == "none":
+            verb = "write" if write else "read"
+            raise Forbidden(f"your role does not allow you to {verb} {res_type} resources")
+        return rule
+
+    def may_create_patient(self) -> bool:
+        roles = self.principal.roles
+        return self.rule("Patient", True) == "all" or bool(roles & _CLINICAL_ROLES)
+
+    # ---- rows -------------------------------------------------------------------------------
+
+    def _active(self, table: Any) -> ColumnElement[bool]:
+        now = self.now_ms
+        return and_(
+            or_(table.c.start_ms.is_(None), table.c.start_ms <= now),
+            or_(table.c.end_ms.is_(None), table.c.end_ms > now),
+        )
+
+    def _opposed(self) -> Select[Any]:
+        actors = (*self.member_keys, *self.org_keys, "*")
+        return select(care_opposition.c.patient_id).where(
+            care_opposition.c.actor.in_(actors), self._active(care_opposition)
+        )
+
+    def _reachable(self) -> Select[Any]:
+        """Patients of the caller's circles and break-the-glass grants (oppositions apart)."""
+        roles = self.principal.roles
+        tests: list[ColumnElement[bool]] = []
+        keys = (*self.member_keys, *self.org_keys)
+        if keys:
+            tests.append(and_(care_member.c.member.in_(keys), care_member.c.via == "member"))
+        if "coordinator" in roles and self.org_keys:
+            tests.append(care_member.c.member_org.in_(self.org_keys))
+        grants = select(access_grant.c.patient_id).where(
+            access_grant.c.subject == self.principal.subject,
+            access_grant.c.expires_ms > self.now_ms,
+        )
+        if not tests:
+            return grants
+        circle = select(care_member.c.patient_id).where(or_(*tests), self._active(care_member))
+        return union(circle, grants)  # type: ignore[return-value]
+
+    def patient_condition(self, column: Any) -> ColumnElement[bool]:
+        return and_(column.in_(self._reachable()), column.not_in(self._opposed()))
+
+    def condition(self, alias: FromClause, res_type: str | None) -> ColumnElement[bool] | None:
+        """The row filter for ``alias`` (a ``resource`` alias); None when every row is visible.
+
+        With ``res_type`` None the filter also tests the row's type (includes, history).
+        """
+        if self.unrestricted:
+            return None
+        if res_type is not None:
+            rule = self.rule(res_type)
+            if rule == "all":
+                return None
+            if rule == "none":
+                return literal(False)
+            return self.patient_condition(alias.c.patient_id)
+        every, circle = self._types_by_rule()
+        tests: list[ColumnElement[bool]] = []
+        if every:
+            tests.append(alias.c.type.in_(sorted(every)))
+        if circle:
+            tests.append(
+                and_(alias.c.type.in_(sorted(circle)), self.patient_condition(alias.c.patient_id))
+            )
+        return or_(*tests) if tests else literal(False)
+
+    def _types_by_rule(self) -> tuple[frozenset[str], frozenset[str]]:
+        known = PATIENT_TYPES | SHARED_TYPES | {"Subscription", "AuditEvent", "Bundle"}
+        every = frozenset(t for t in known if self.rule(t) == "all")
+        circle = frozenset(t for t in known if self.rule(t) == "circle")
+        return every, circle
+
+    def sees_patient(self, tx: Transaction, patient_id: str) -> bool:
+        if self.rule("Patient") == "all" or self.unrestricted:
+            return True
+        row = tx.conn.execute(
+            select(literal(1)).where(self.patient_condition(literal(patient_id)))
+        ).first()
+        return row is not None
+
+    def check(
+        self, tx: Transaction, res_type: str, patient_id: str | None, write: bool = False
+    ) -> None:
+        """Refuse (403) one resource of ``res_type`` belonging to ``patient_id``."""
+        rule = self.require(res_type, write)
+        if rule == "all":
+            return
+        if patient_id is None:
+            raise Forbidden(
+                f"this {res_type} belongs to no patient: only operations staff may "
+                f"{'write' if write else 'read'} it"
+            )
+        if not self.sees_patient(tx, patient_id):
+            raise Forbidden(
+                f"Patient/{patient_id} is not in one of your care circles (or the patient "
+                "opposed your access): use break-the-glass if this is an emergency"
+            )
+
+    # ---- searches ----------------------------------------------------------------------------
+
+    def check_search(self, res_type: str, params: Iterable[tuple[str, str]]) -> None:
+        """Refuse searches that would single a person out for a pseudonymised caller."""
+        if not self.pseudonymised:
+            return
+        for key, _value in params:
+            code = key.split(":", 1)[0]
+            chained_to_patient = "." in key or code == "_has"
+            if res_type == "Patient" and code not in _ANALYST_PATIENT_PARAMS:
+                raise Forbidden(f"analysts may not search Patients by {key!r}")
+            if chained_to_patient:
+                raise Forbidden(f"analysts may not use chained or _has parameters ({key!r})")
+            if code in ("patient", "subject", "_id"):
+                raise Forbidden(f"analysts may not search by {key!r}")
+
+    def purpose(self, patient_ids: Iterable[str]) -> str | None:
+        """ "BTG" when one of the patients is reached through break-the-glass."""
+        return "BTG" if self.glass and not self.glass.isdisjoint(patient_ids) else None
+
+
+def access_for(tx: Transaction, principal: Principal, at_ms: int | None = None) -> Access:
+    """The caller's ``Access``: their roles, their PractitionerRoles and organisations."""
+    now = now_ms() if at_ms is None else at_ms
+    if principal.is_admin:
+        return Access(principal, now)
+    members: list[str] = []
+    orgs: list[str] = []
+    practitioner = principal.practitioner
+    if practitioner and practitioner.startswith("Practitioner/"):
+        members.append(practitioner)
+        role = resource.alias()
+        ref = idx_reference
+        rows = tx.conn.execute(
+            select(role.c.id, role.c.content)
+            .join(ref, ref.c.resource_pk == role.c.pk)
+            .where(
+                ref.c.res_type == "PractitionerRole",
+                ref.c.param == "practitioner",
+                ref.c.target_type == "Practitioner",
+                ref.c.target_id == practitioner.split("/", 1)[1],
+                ref.c.target_url.is_(None),
+                role.c.deleted.is_(False),
+            )
+        )
+        for row in rows:
+            if row.content.get("active") is False:
+                continue
+            members.append(f"PractitionerRole/{row.id}")
+            org = reference_key(tx, row.content.get("organization"))
+            if org is not None and org not in orgs:
+                orgs.append(org)
+    glass = tx.conn.execute(
+        select(access_grant.c.patient_id).where(
+            access_grant.c.subject == principal.subject, access_grant.c.expires_ms > now
+        )
+    )
+    return Access(
+        principal,
+        now,
+        tuple(members),
+        tuple(orgs),
+        frozenset(r.patient_id for r in glass),
+    )
+
+
+def break_glass(tx: Transaction, access: Access, patient_id: str, reason: str, seconds: int) -> int:
+    """Open ``patient_id`` to the caller for ``seconds``; returns the expiry (ms)."""
+    roles = access.principal.roles
+    if not roles & _CLINICAL_ROLES:
+        raise Forbidden("only a health or social professional may break the glass")
+    if len(reason.strip()) < 10:
+        raise InvalidInput("break-the-glass needs a reason of at least 10 characters")
+    if not tx.exists("Patient", patient_id):
+        raise NotFound(f"Patient/{patient_id[:64]} is not known")
+    opposed = tx.conn.execute(
+        access._opposed().where(care_opposition.c.patient_id == patient_id)
+    ).first()
+    if opposed is not None:
+        raise Forbidden(
+            f"Patient/{patient_id} opposed access by you: break-the-glass cannot override it"
+        )
+    expires = access.now_ms + seconds * 1000
+    tx.conn.execute(
+        insert(access_grant).values(
+            subject=access.principal.subject,
+            patient_id=patient_id,
+            reason=reason.strip()[:2000],
+            granted_ms=access.now_ms,
+            expires_ms=expires,
+        )
+    )
+    return expires
+
+
+# ---- pseudonymisation --------------------------------------------------------------------
+
+
+def pseudonym_key(tx: Transaction) -> bytes:
+    """The platform's secret for pseudonyms, created by the first process that needs it."""
+    row = tx.conn.execute(
+        select(platform_secret.c.value).where(platform_secret.c.name == "pseudonym-key")
+    ).first()
+    if row is not None:
+        return bytes.fromhex(row.value)
+    value = secrets.token_hex(32)
+    try:
+        with tx.savepoint():
+            tx.conn.execute(insert(platform_secret).values(name="pseudonym-key", value=value))
+    except IntegrityError:
+        return pseudonym_key(tx)
+    return bytes.fromhex(value)
+
+
+def pseudonym(key: bytes, patient_id: str) -> str:
+    return "p" + hmac.new(key, patient_id.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+_PATIENT_KEEP = ("resourceType", "id", "meta", "gender", "deceasedBoolean")
+
+
+def pseudonymise(body: Any, key: bytes) -> Any:
+    """``body`` with every Patient reduced to gender, birth year and département, every
+    Patient reference replaced by a keyed pseudonym, and narratives removed."""
+    if isinstance(body, dict):
+        if body.get("resourceType") == "Patient":
+            return _pseudonymous_patient(body, key)
+        out: dict[str, Any] = {}
+        for name, value in body.items():
+            if name == "text" and isinstance(value, dict) and "div" in value:
+                continue
+            if (name == "reference" and isinstance(value, str)) or (
+                name == "fullUrl" and isinstance(value, str) and "/Patient/" in value
+            ):
+                out[name] = _pseudonymous_reference(value, key)
+            elif name == "display" and "reference" in body:
+                continue
+            else:
+                out[name] = pseudonymise(value, key)
+        return out
+    if isinstance(body, list):
+        return [pseudonymise(v, key) for v in body]
+    return body
+
+
+def _pseudonymous_reference(ref: str, key: bytes) -> str:
+    head, sep, tail = ref.rpartition("Patient/")
+    if not sep or (head and not head.endswith("/")):
+        return ref
+    patient_id = tail.split("/", 1)[0]
+    return f"{head}Patient/{pseudonym(key, patient_id)}"
+
+
+def _pseudonymous_patient(patient: dict[str, Any], key: bytes) -> dict[str, Any]:
+    out = {k: patient[k] for k in _PATIENT_KEEP if k in patient}
+    out["id"] = pseudonym(key, str(patient.get("id", "")))
+    birth = patient.get("birthDate")
+    if isinstance(birth, str) and len(birth) >= 4:
+        out["birthDate"] = birth[:4]
+    departements = [
+        a["postalCode"][:2]
+        for a in patient.get("address") or []
+        if isinstance(a, dict) and isinstance(a.get("postalCode"), str)
+    ]
+    if departements:
+        out["address"] = [{"district": departements[0]}]
+    meta = dict(out.get("meta") or {})
+    meta["security"] = [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+            "code": "PSEUDED",
+            "display": "pseudonymized",
+        }
+    ]
+    out["meta"] = meta
+    return out
