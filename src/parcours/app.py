@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from parcours.auth import auth_routes
 from parcours.fhir import create_fhir_app, fhir_routes
 from parcours.ops import Metrics, ops_middleware, ops_routes
 from parcours.platform import Platform
@@ -56,11 +57,12 @@ def create_app(platform: Platform, *, dispatch: bool | None = None) -> Starlette
                 )
             yield
 
-    fhir_app = create_fhir_app(platform)
+    fhir_app = create_fhir_app(platform, platform.authenticator)
     return Starlette(
         routes=[
             Route("/", _home, methods=["GET", "HEAD"]),
             *ops_routes(platform, metrics),
+            *auth_routes(platform.authenticator),
             *fhir_routes(fhir_app),
         ],
         middleware=ops_middleware(metrics),

@@ -232,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--host", default="127.0.0.1")
     listen.add_argument("--port", type=int, default=2575)
     listen.set_defaults(func=_cmd_hl7_listen)
+    from parcours.directory import cli as directory_cli
+
+    directory_cli.register(sub)
+    from parcours.audit import cli as audit_cli
+
+    audit_cli.register(sub)
+    from parcours.auth import cli as auth_cli
+
+    auth_cli.register(sub)
     return parser
 
 

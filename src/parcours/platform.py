@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from parcours.audit import AuditTrail
+from parcours.audit.writes import login_entry, platform_writes
+from parcours.auth import Authenticator
 from parcours.config import Settings
 from parcours.fhir.validation import make_validator
 from parcours.identity import IdentityService, identity_service
@@ -26,6 +29,9 @@ class Platform:
     registry: SearchParameterRegistry
     # FR Core checks, online matching (a store write hook) and $match; one per process.
     identity: IdentityService
+    audit: AuditTrail
+    # Who is calling: one per process, shared by the FHIR API, the login routes and the UI.
+    authenticator: Authenticator
     # Outbox reactors (notifications, pathway rules…) register here; one dispatcher runs them.
     handlers: list[Handler] = field(default_factory=list)
 
@@ -50,4 +56,18 @@ def build_platform(settings: Settings) -> Platform:
     store.write_hooks.append(identity.on_write)
     # Care-circle memberships and oppositions, as rows the access policy's SQL reads.
     store.derived_hooks.append(circle.on_write)
-    return Platform(settings=settings, store=store, registry=registry, identity=identity)
+    # Every interaction and every write leaves its AuditEvent in the hash-chained trail.
+    audit = AuditTrail(store)
+    store.audit = audit
+    store.audit_writes = platform_writes
+    authenticator = Authenticator(store, settings)
+    # A login the trail cannot record fails (the authenticator lets listener errors through).
+    authenticator.login_listeners.append(lambda event: audit.record([login_entry(event)]))
+    return Platform(
+        settings=settings,
+        store=store,
+        registry=registry,
+        identity=identity,
+        audit=audit,
+        authenticator=authenticator,
+    )

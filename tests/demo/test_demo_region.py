@@ -60,7 +60,16 @@ def test_counts(region: list[Resource]) -> None:
     assert counts["Organization"] >= 8 * 5
     assert counts["Practitioner"] >= 100
     assert counts["PractitionerRole"] >= counts["Practitioner"]
-    assert set(counts) == {"Organization", "Practitioner", "PractitionerRole", "Patient"}
+    assert set(counts) == {
+        "Organization",
+        "Practitioner",
+        "PractitionerRole",
+        "Patient",
+        "CareTeam",
+        "RelatedPerson",
+    }
+    assert counts["CareTeam"] == 300
+    assert 0 < counts["RelatedPerson"] < 300
     assert Counter(r["resourceType"] for r in generate_region(5, 37))["Patient"] == 37
     assert Counter(r["resourceType"] for r in generate_region(5, 0))["Patient"] == 0
 
@@ -68,7 +77,10 @@ def test_counts(region: list[Resource]) -> None:
 def test_ids_unique_and_readable(region: list[Resource]) -> None:
     keys = [(r["resourceType"], r["id"]) for r in region]
     assert len(keys) == len(set(keys))
-    pattern = re.compile(r"^demo-(org|practitioner|role|patient)-\d{3,4}$")
+    pattern = re.compile(
+        r"^demo-(org|practitioner|role|patient|careteam|relatedperson)-\d{3,4}$"
+        r"|^demo-user-[a-z]+(-role)?$"
+    )
     assert all(pattern.match(r["id"]) for r in region)
     assert {r["id"] for r in _by_type(region, "Patient")} >= {
         "demo-patient-0001",

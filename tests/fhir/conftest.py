@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from audit_oracle import Recorder, expected_events, last_seq, recorded_events
 from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 
@@ -70,10 +71,24 @@ def _free_port() -> int:
 
 @dataclass
 class Server:
-    """A running FHIR server: its base URL and the platform behind it."""
+    """A running FHIR server: its base URL, the platform behind it, what it was asked."""
 
     base: str
     platform: Platform
+    recorder: Recorder
+
+    def check_audit(self, from_request: int = 0, after_seq: int = 0) -> None:
+        """Every request since ``from_request`` left exactly the AuditEvents it should."""
+        seen = self.recorder.seen[from_request:]
+        types = self.platform.registry.resource_types()
+        want = expected_events(seen, types)
+        got = recorded_events(self.platform.store.engine, after_seq)
+        assert got == want, (
+            f"audit trail mismatch: missing {dict(want - got)}, unexpected {dict(got - want)}"
+        )
+
+    def audit_mark(self) -> tuple[int, int]:
+        return len(self.recorder.seen), last_seq(self.platform.store.engine)
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.base, headers=AUTH, timeout=30, **kwargs)  # type: ignore[arg-type]
@@ -83,10 +98,12 @@ def start_server(database_url: str, **settings: Any) -> Generator[Server, None, 
     settings.setdefault("admin_token", TOKEN)
     platform = build_platform(Settings(database_url=database_url, **settings))
     ensure_schema(platform.store.engine)
-    app = Starlette(routes=fhir_routes(create_fhir_app(platform)))
+    recorder = Recorder(
+        Starlette(routes=fhir_routes(create_fhir_app(platform, platform.authenticator)))
+    )
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(recorder, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -95,12 +112,31 @@ def start_server(database_url: str, **settings: Any) -> Generator[Server, None, 
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
+    running = Server(f"http://127.0.0.1:{port}/fhir", platform, recorder)
+    _LIVE.append(running)
     try:
-        yield Server(f"http://127.0.0.1:{port}/fhir", platform)
+        yield running
+        # Over the server's whole life (requests of module fixtures included).
+        running.check_audit()
     finally:
+        _LIVE.remove(running)
         server.should_exit = True
         thread.join(10)
         platform.close()
+
+
+# Servers running now: the per-test audit check looks at each.
+_LIVE: list[Server] = []
+
+
+@pytest.fixture(autouse=True)
+def audit_trail_matches_requests() -> Iterator[None]:
+    """Every request a test makes leaves exactly the expected AuditEvents (issue 5)."""
+    marks = [(server, server.audit_mark()) for server in _LIVE]
+    yield
+    for server, (from_request, after_seq) in marks:
+        if server in _LIVE:
+            server.check_audit(from_request, after_seq)
 
 
 @pytest.fixture(scope="module")

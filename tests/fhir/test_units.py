@@ -1,41 +1,13 @@
-"""Small pure parts: authentication, reference rewriting, views, the public names."""
+"""Small pure parts: reference rewriting, views, the public names."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 import parcours.fhir
-from parcours.config import Settings
-from parcours.errors import Unauthenticated
-from parcours.fhir.auth import authenticate
 from parcours.fhir.interactions import parse_if_match
 from parcours.fhir.references import conditional_references, rewrite
 from parcours.fhir.render import elements_view, summary_view
-
-TOKEN = "a-long-enough-admin-token"
-
-
-def test_authenticate() -> None:
-    settings = Settings(admin_token=TOKEN)
-    assert authenticate({"authorization": f"Bearer {TOKEN}"}, settings).subject == "admin"
-    assert authenticate({"authorization": f"bearer  {TOKEN} "}, settings).subject == "admin"
-    for headers in (
-        {},
-        {"authorization": TOKEN},
-        {"authorization": "Bearer x"},
-        {"authorization": "Bearer é"},
-    ):
-        with pytest.raises(Unauthenticated):
-            authenticate(headers, settings)
-
-
-def test_no_admin_token_means_no_valid_token() -> None:
-    with pytest.raises(Unauthenticated):
-        authenticate({"authorization": "Bearer "}, Settings(admin_token=None))
-    with pytest.raises(Unauthenticated):
-        authenticate({"authorization": "Bearer None"}, Settings(admin_token=None))
 
 
 def test_rewrite_copies_and_replaces_everywhere() -> None:

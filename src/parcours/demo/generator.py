@@ -236,6 +236,10 @@ class _Builder:
         self._rpps_seq = 0
         self._pract_seq = 0
         self._role_seq = 0
+        # First PractitionerRole of each Practitioner (a GP's "médecin traitant" role), and the
+        # roles a care circle may draw its other professionals from, by département.
+        self.role_of: dict[str, str] = {}
+        self.circle_pool: dict[str, list[str]] = {d: [] for d in DEPARTEMENTS}
 
     # -- identifiers (all fictitious) --
 
@@ -415,7 +419,7 @@ class _Builder:
         liberal: bool,
         specialty: dict[str, Any] | None = None,
         function: str | None = None,
-    ) -> None:
+    ) -> str:
         self._role_seq += 1
         codes: list[dict[str, Any]] = [
             _concept(GENRE_SYSTEM, "GENR01", "Activité standard de soin ou de pharmacien"),
@@ -437,6 +441,8 @@ class _Builder:
         if specialty is not None:
             resource["specialty"] = [specialty]
         self.resources.append(resource)
+        self.role_of.setdefault(practitioner, resource["id"])
+        return str(resource["id"])
 
     def practitioners(self) -> None:
         rng = self.rng
@@ -470,14 +476,20 @@ class _Builder:
             for i in range(3):
                 org = msps[i % len(msps)]
                 ide = self.practitioner(dept, nurse, org.commune)
-                self.role(ide, org, liberal=True, function="Infirmier(ère) diplômé(e) d'État")
+                self.circle_pool[dept].append(
+                    self.role(ide, org, liberal=True, function="Infirmier(ère) diplômé(e) d'État")
+                )
             ssiad = self._orgs(dept, "SSIAD")[0]
             ide = self.practitioner(dept, nurse, ssiad.commune)
-            self.role(ide, ssiad, liberal=False, function="Infirmier(ère) coordinateur(trice)")
+            self.circle_pool[dept].append(
+                self.role(ide, ssiad, liberal=False, function="Infirmier(ère) coordinateur(trice)")
+            )
             for i in range(2):
                 commune = communes[(i * 2) % len(communes)]
                 ph = self.practitioner(dept, pharmacist, commune, prefix="Dr")
-                self.role(ph, None, liberal=True, function="Pharmacien titulaire d'officine")
+                self.circle_pool[dept].append(
+                    self.role(ph, None, liberal=True, function="Pharmacien titulaire d'officine")
+                )
             dac = self._orgs(dept, "DAC")[0]
             for _ in range(2):
                 coord = self.practitioner(dept, nurse, dac.commune)
@@ -485,13 +497,14 @@ class _Builder:
             for hospital in self._orgs(dept, "CHU", "CH"):
                 for _ in range(4 if hospital.kind == "CHU" else 2):
                     doc = self.practitioner(dept, doctor, hospital.commune, prefix="Dr")
-                    self.role(
+                    role = self.role(
                         doc,
                         hospital,
                         liberal=False,
                         specialty={"text": rng.choice(hospital_specialties)},
                         function="Praticien hospitalier",
                     )
+                    self.circle_pool[dept].append(role)
             for ehpad in self._orgs(dept, "EHPAD")[:1]:
                 medco = self.practitioner(dept, doctor, ehpad.commune, prefix="Dr")
                 self.role(medco, ehpad, liberal=False, function="Médecin coordonnateur d'EHPAD")
@@ -837,6 +850,11 @@ def build_region(seed: int = 2024, patients: int = 300) -> Region:
     builder.organizations()
     builder.practitioners()
     builder.patients()
+    from .circles import add_care_circles, add_demo_users
+
+    # After everything else, from their own random streams: adding them changed nothing above.
+    add_demo_users(builder)
+    add_care_circles(builder, seed)
     return Region(builder.resources, builder.near_duplicates)
 
 

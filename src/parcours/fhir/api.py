@@ -22,10 +22,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from parcours.auth import Authenticator
 from parcours.errors import InvalidInput, ParcoursError
-from parcours.fhir.auth import Principal, authenticate
 from parcours.fhir.request import FhirRequest, FhirResponse
 from parcours.fhir.router import FhirEngine, error_response
+from parcours.security.principal import Principal
 
 if TYPE_CHECKING:
     from parcours.fhir.context import FhirContext
@@ -71,12 +72,22 @@ class PayloadTooLarge(ParcoursError):
     ack_code = "AE"
 
 
+class _Rejected(Exception):
+    """A request refused while being read, after its caller was authenticated."""
+
+    def __init__(self, request: FhirRequest, error: ParcoursError) -> None:
+        super().__init__(str(error))
+        self.request = request
+        self.error = error
+
+
 class FhirApp:
     """An ASGI app serving the FHIR API for one platform."""
 
-    def __init__(self, ctx: FhirContext) -> None:
+    def __init__(self, ctx: FhirContext, authenticator: Authenticator | None = None) -> None:
         self.ctx = ctx
         self.engine = FhirEngine(ctx)
+        self.authenticator = authenticator or Authenticator(ctx.store, ctx.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,6 +95,11 @@ class FhirApp:
         request = Request(scope, receive)
         try:
             fhir_request = await self._fhir_request(request)
+        except _Rejected as rejected:
+            # Authenticated, then refused before any interaction: still an audited access.
+            await run_in_threadpool(self.engine.record_rejected, rejected.request, rejected.error)
+            response = error_response(rejected.error)
+            pretty = False
         except ParcoursError as error:
             response = error_response(error)
             pretty = False
@@ -107,7 +123,27 @@ class FhirApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
         principal: Principal | None = None
         if not (method in ("GET", "HEAD") and path == ("metadata",)):
-            principal = authenticate(headers, self.ctx.settings)
+            principal = await run_in_threadpool(self.authenticator.authenticate, headers)
+        client = request.client.host if request.client else None
+        try:
+            return await self._parse(request, method, path, query, headers, principal, client)
+        except ParcoursError as error:
+            if principal is None:
+                raise
+            verb = "GET" if method == "HEAD" else method
+            bare = FhirRequest(verb, path, tuple(query), headers, None, "", principal, client)
+            raise _Rejected(bare, error) from error
+
+    async def _parse(
+        self,
+        request: Request,
+        method: str,
+        path: tuple[str, ...],
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        principal: Principal | None,
+        client: str | None,
+    ) -> FhirRequest:
         _negotiate(query, headers)
         body: Any = None
         if method in _WITH_BODY:
@@ -129,6 +165,7 @@ class FhirApp:
             body,
             self.base_url(request),
             principal,
+            client,
         )
 
 
@@ -192,9 +229,9 @@ def _http_response(response: FhirResponse, head: bool, pretty: bool) -> Response
     )
 
 
-def create_fhir_app(platform: FhirContext) -> FhirApp:
+def create_fhir_app(platform: FhirContext, authenticator: Authenticator | None = None) -> FhirApp:
     """The FHIR API of a platform, as an ASGI app to mount under ``/fhir``."""
-    return FhirApp(platform)
+    return FhirApp(platform, authenticator)
 
 
 def fhir_routes(app: FhirApp, prefix: str = "/fhir") -> list[BaseRoute]:

@@ -137,7 +137,7 @@ def _sub_request(req: FhirRequest, entry: _Entry, body: Any) -> FhirRequest:
     if (prefer := req.header("prefer")) is not None:
         headers["prefer"] = prefer
     method = "GET" if entry.method == "HEAD" else entry.method
-    return FhirRequest(method, path, query, headers, body, req.base_url, req.principal)
+    return FhirRequest(method, path, query, headers, body, req.base_url, req.principal, req.client)
 
 
 def _located(error: ParcoursError, entry: _Entry) -> ParcoursError:
@@ -285,14 +285,16 @@ def _run_transaction_entry(
     req: FhirRequest, tx: Transaction, engine: FhirEngine, entry: _Entry, resource: Any
 ) -> dict[str, Any]:
     if entry.method == "POST":
+        sub = _sub_request(req, entry, resource)
+        before = len(tx.written)
         if entry.existing is not None:
             resp = fhir.written(req, entry.existing, 200)
         else:
-            sub = _sub_request(req, entry, resource)
             guard.before_write(tx, sub.path[0], None)
             created = tx.create(fhir.body_resource(sub, sub.path[0]), res_id=entry.assigned_id)
             guard.check_written(tx, created, None, created=True)
             resp = fhir.written(req, created, 201)
+        engine.audit(sub, "create", resp, tx, before, sub.path[0])
         target = entry.existing or {"resourceType": entry.res_type, "id": entry.assigned_id}
         return _response_entry(resp, _created_url(req, target))
     if entry.method == "PUT" and isinstance(resource, dict) and entry.assigned_id is not None:
@@ -328,6 +330,14 @@ def _batch(req: FhirRequest, engine: FhirEngine, entries: list[_Entry]) -> FhirR
             out.append(_response_entry(resp, full_url))
         except ParcoursError as error:
             located = _located(error, entry)
+            try:
+                sub = _sub_request(req, entry, entry.resource)
+            except ParcoursError:
+                # No URL we can read: recorded as an operation at no known path.
+                sub = FhirRequest(
+                    entry.method, ("?",), (), {}, None, req.base_url, req.principal, req.client
+                )
+            engine.record_rejected(sub, located)
             out.append(
                 {"response": {"status": _status(error.status), "outcome": from_error(located)}}
             )

@@ -36,11 +36,13 @@ def patient_everything(
     patient_id = p["id"]
     tx.read("Patient", patient_id)  # 404 / 410 first
     guard.check_read(tx, "Patient", patient_id)
+    access = guard.scope(tx)
+    if access is not None and access.pseudonymised:
+        raise Forbidden("$everything gathers one person's record: not for pseudonymised access")
     settings = ctx.settings
     count = int_param(req, "_count", settings.page_size_default, settings.page_size_max)
     offset = int_param(req, "_offset", 0, 10**9)
     conds: list[Any] = [resource.c.patient_id == patient_id, resource.c.deleted.is_(False)]
-    access = guard.scope(tx)
     if access is not None and (test := access.condition(resource, None)) is not None:
         conds.append(test)
     total = tx.conn.execute(select(func.count()).select_from(resource).where(*conds)).scalar_one()

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from parcours.fhir.auth import Principal
+from parcours.security.principal import Principal
 
 __all__ = ["FhirRequest", "FhirResponse"]
 
@@ -29,6 +29,8 @@ class FhirRequest:
     # Absolute base of the FHIR API (no trailing slash), for fullUrl, Location and links.
     base_url: str = ""
     principal: Principal | None = None
+    # The client's network address, for the audit trail.
+    client: str | None = None
 
     def param(self, name: str) -> str | None:
         """The last value of a query parameter (FHIR result parameters are single-valued)."""

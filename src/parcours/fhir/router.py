@@ -17,15 +17,16 @@ from typing import Literal
 from sqlalchemy.exc import DataError, StatementError
 
 from parcours.errors import InvalidInput, NotFound, ParcoursError
+from parcours.fhir import audit_api, patient_access
 from parcours.fhir import interactions as fhir
-from parcours.fhir import patient_access
 from parcours.fhir import patient_operations as patient_ops
+from parcours.fhir.auditing import entry_for, failure_entry
 from parcours.fhir.capability import capability_statement
 from parcours.fhir.context import FhirContext
 from parcours.fhir.exposure import outgoing
 from parcours.fhir.outcome import from_error
 from parcours.fhir.request import FhirRequest, FhirResponse
-from parcours.security.policy import access_for
+from parcours.security.policy import access_for, pseudonym_key, pseudonymise, sees_pseudonyms
 from parcours.store import Transaction
 from parcours.store.clock import instant, now_ms
 
@@ -56,6 +57,8 @@ class Route:
     mode: Literal["read", "write", "engine"]
     tx_handler: TxHandler | None = None
     engine_handler: EngineHandler | None = None
+    # The interaction recorded in the audit trail (FHIR restful-interaction code).
+    audit: str = "operation"
 
 
 def _capabilities(req: FhirRequest, engine: FhirEngine) -> FhirResponse:
@@ -68,28 +71,59 @@ def _bundle(req: FhirRequest, engine: FhirEngine) -> FhirResponse:
     return process_bundle(req, engine)
 
 
+def _audit_is_read_only(
+    req: FhirRequest, tx: Transaction, ctx: FhirContext, p: dict[str, str]
+) -> FhirResponse:
+    error = MethodNotAllowed(
+        "the audit trail is written by the platform only: AuditEvents are read"
+    )
+    error.allow = "GET"
+    raise error
+
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", ("metadata",), "engine", engine_handler=_capabilities),
-    Route("POST", (), "engine", engine_handler=_bundle),
-    Route("GET", ("_history",), "read", fhir.history),
-    Route("GET", ("{type}",), "read", fhir.search),
-    Route("POST", ("{type}",), "write", fhir.create),
-    Route("PUT", ("{type}",), "write", fhir.conditional_update),
-    Route("DELETE", ("{type}",), "write", fhir.conditional_delete),
-    Route("POST", ("{type}", "_search"), "read", fhir.search),
+    # The audit trail is not in the resource store (before the generic "{type}" routes).
+    Route("GET", ("AuditEvent",), "read", audit_api.search, audit="search-type"),
+    Route("GET", ("AuditEvent", "{id}"), "read", audit_api.read, audit="read"),
+    *(
+        Route(method, pattern, "read", _audit_is_read_only, audit=interaction)
+        for method, pattern, interaction in (
+            ("POST", ("AuditEvent",), "create"),
+            ("PUT", ("AuditEvent",), "update"),
+            ("DELETE", ("AuditEvent",), "delete"),
+            ("PUT", ("AuditEvent", "{id}"), "update"),
+            ("PATCH", ("AuditEvent", "{id}"), "patch"),
+            ("DELETE", ("AuditEvent", "{id}"), "delete"),
+        )
+    ),
+    Route("GET", ("Patient", "{id}", "$access-report"), "read", audit_api.access_report),
+    Route("POST", (), "engine", engine_handler=_bundle, audit="transaction"),
+    Route("GET", ("_history",), "read", fhir.history, audit="history-system"),
+    Route("GET", ("{type}",), "read", fhir.search, audit="search-type"),
+    Route("POST", ("{type}",), "write", fhir.create, audit="create"),
+    Route("PUT", ("{type}",), "write", fhir.conditional_update, audit="update"),
+    Route("DELETE", ("{type}",), "write", fhir.conditional_delete, audit="delete"),
+    Route("POST", ("{type}", "_search"), "read", fhir.search, audit="search-type"),
     # Identity operations (before "{type}/{id}", which would take "$match" for an id).
     Route("POST", ("Patient", "$match"), "read", patient_ops.patient_match),
-    Route("POST", ("Patient", "$merge"), "write", patient_ops.patient_merge),
-    Route("POST", ("Patient", "$unmerge"), "write", patient_ops.patient_unmerge),
+    Route("POST", ("Patient", "$merge"), "write", patient_ops.patient_merge, audit="merge"),
+    Route("POST", ("Patient", "$unmerge"), "write", patient_ops.patient_unmerge, audit="merge"),
     Route("GET", ("Patient", "{id}", "$everything"), "read", patient_access.patient_everything),
-    Route("POST", ("Patient", "{id}", "$break-glass"), "write", patient_access.patient_break_glass),
-    Route("GET", ("{type}", "_history"), "read", fhir.history),
-    Route("GET", ("{type}", "{id}"), "read", fhir.read),
-    Route("PUT", ("{type}", "{id}"), "write", fhir.update),
-    Route("PATCH", ("{type}", "{id}"), "write", fhir.patch),
-    Route("DELETE", ("{type}", "{id}"), "write", fhir.delete),
-    Route("GET", ("{type}", "{id}", "_history"), "read", fhir.history),
-    Route("GET", ("{type}", "{id}", "_history", "{vid}"), "read", fhir.vread),
+    Route(
+        "POST",
+        ("Patient", "{id}", "$break-glass"),
+        "write",
+        patient_access.patient_break_glass,
+        audit="break-glass",
+    ),
+    Route("GET", ("{type}", "_history"), "read", fhir.history, audit="history-type"),
+    Route("GET", ("{type}", "{id}"), "read", fhir.read, audit="read"),
+    Route("PUT", ("{type}", "{id}"), "write", fhir.update, audit="update"),
+    Route("PATCH", ("{type}", "{id}"), "write", fhir.patch, audit="patch"),
+    Route("DELETE", ("{type}", "{id}"), "write", fhir.delete, audit="delete"),
+    Route("GET", ("{type}", "{id}", "_history"), "read", fhir.history, audit="history-instance"),
+    Route("GET", ("{type}", "{id}", "_history", "{vid}"), "read", fhir.vread, audit="vread"),
 )
 
 
@@ -101,6 +135,7 @@ class FhirEngine:
         self.types = frozenset(ctx.registry.resource_types())
         self._capability: dict[str, dict[str, object]] = {}
         self._started = instant(now_ms())
+        self._pseudonyms: bytes | None = None
 
     def capability_statement(self, base_url: str) -> dict[str, object]:
         # Built once per base URL: the registry does not change while the server runs.
@@ -155,36 +190,114 @@ class FhirEngine:
         if route.tx_handler is None:
             raise InvalidInput(f"{req.method} /{'/'.join(req.path)} cannot be nested in a Bundle")
         _check_ids(req, params)
-        return route.tx_handler(req, tx, self.ctx, params)
+        return self._run(route, req, tx, params)
+
+    def _run(
+        self, route: Route, req: FhirRequest, tx: Transaction, params: dict[str, str]
+    ) -> FhirResponse:
+        assert route.tx_handler is not None
+        before = len(tx.written)
+        response = route.tx_handler(req, tx, self.ctx, params)
+        self.audit(req, route.audit, response, tx, before, params.get("type"))
+        return response
+
+    def audit(
+        self,
+        req: FhirRequest,
+        interaction: str,
+        response: FhirResponse,
+        tx: Transaction,
+        before: int,
+        res_type: str | None,
+    ) -> None:
+        """Queue the audit entry of one interaction, whose writes are ``tx.written[before:]``
+        (a transaction Bundle runs several interactions in one store transaction)."""
+        if req.principal is None or self.ctx.store.audit is None:
+            return
+        entry = entry_for(
+            req, interaction, response.status, response.body, tx, tx.written[before:], res_type
+        )
+        tx.audit_entries.append(entry)
+
+    def record_rejected(self, req: FhirRequest, error: ParcoursError) -> None:
+        """Record a request refused before it reached an interaction (bad media type, body…)."""
+        try:
+            route: Route | None
+            route, params = self.match(req)
+        except ParcoursError:
+            route, params = None, {}
+        self.record_failure(req, _interaction(route, req), error, params)
+
+    def record_failure(
+        self, req: FhirRequest, interaction: str, error: ParcoursError, params: dict[str, str]
+    ) -> None:
+        """Record a refused or failed interaction (its own transaction was rolled back)."""
+        sink = self.ctx.store.audit
+        if req.principal is None or sink is None:
+            return
+        entry = failure_entry(
+            req, interaction, error.status, str(error), params.get("type"), params.get("id")
+        )
+        try:
+            sink.record([entry])
+        except Exception:
+            log.exception("could not record the failure of %s in the audit trail", interaction)
 
     def handle(self, req: FhirRequest) -> FhirResponse:
         """Run one request in its own transaction; never raises."""
         response = self._handle(req)
         response.body = outgoing(response.body, allow_test_ins=not self.ctx.settings.production)
+        if req.principal is not None and sees_pseudonyms(req.principal) and response.status < 400:
+            response.body = pseudonymise(response.body, self._pseudonym_key())
+            response.headers.pop("Location", None)
+            response.headers.pop("Content-Location", None)
         return response
 
+    def _pseudonym_key(self) -> bytes:
+        if self._pseudonyms is None:
+            with self.ctx.store.begin() as tx:
+                self._pseudonyms = pseudonym_key(tx)
+        return self._pseudonyms
+
     def _handle(self, req: FhirRequest) -> FhirResponse:
+        route: Route | None = None
+        params: dict[str, str] = {}
         try:
             try:
                 route, params = self.match(req)
                 if route.engine_handler is not None:
                     return route.engine_handler(req, self)
-                assert route.tx_handler is not None
                 _check_ids(req, params)
                 with self.begin(req, readonly=route.mode == "read") as tx:
-                    return route.tx_handler(req, tx, self.ctx, params)
+                    return self._run(route, req, tx, params)
             except (DataError, StatementError) as exc:
                 # The store should translate these; a value the database refuses is bad input.
                 raise InvalidInput(
                     "a value in the request is not acceptable to the database"
                 ) from exc
         except ParcoursError as error:
+            self.record_failure(req, _interaction(route, req), error, params)
             return error_response(error)
         except Exception:
             log.exception("unexpected error in %s /%s", req.method, "/".join(req.path)[:200])
-            return error_response(
-                ParcoursError("internal error; the request was not applied, it may be retried")
+            internal = ParcoursError(
+                "internal error; the request was not applied, it may be retried"
             )
+            self.record_failure(req, _interaction(route, req), internal, params)
+            return error_response(internal)
+
+
+def _is_bundle(route: Route | None, req: FhirRequest) -> bool:
+    return route is not None and route.pattern == () and route.method == "POST"
+
+
+def _interaction(route: Route | None, req: FhirRequest) -> str:
+    if route is None:
+        # No interaction at this URL (unknown type or path, method not allowed).
+        return "operation"
+    if _is_bundle(route, req) and isinstance(req.body, dict) and req.body.get("type") == "batch":
+        return "batch"
+    return route.audit
 
 
 def _check_ids(req: FhirRequest, params: dict[str, str]) -> None:

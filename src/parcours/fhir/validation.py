@@ -12,6 +12,13 @@ R4 differences we tolerate (the wire format is R4):
   redesigned (``Evidence``, ``EvidenceVariable``) get only the generic checks (a JSON object
   with a valid ``id``), since no R4 model is available.
 
+Empty strings: R4 forbids ``""`` as a value (a string must match ``[ \\r\\n\\t\\S]+`` and an
+element with no value must be absent). Published examples still carry them (the ANS Cercle de
+soins ones, in translation extensions), and ``""`` says nothing a receiver could use, so the
+validator drops such values before the structure check, and the extensions left with neither a
+value nor a sub-extension, and logs a warning naming each dropped element (see
+:func:`drop_empty_strings`). Every other structural error is still refused.
+
 Profile checks (FR Core Patient INS rules, ...) plug in as callables returning issues;
 ``make_validator(settings, profile_checks=[...])`` runs them after the structure check.
 """
@@ -19,6 +26,7 @@ Profile checks (FR Core Patient INS rules, ...) plug in as callables returning i
 from __future__ import annotations
 
 import decimal
+import logging
 import re
 import types
 import typing
@@ -35,10 +43,13 @@ from parcours.errors import InvalidResource, Issue
 __all__ = [
     "R4_ONLY_TYPES",
     "ProfileCheck",
+    "drop_empty_strings",
     "make_validator",
     "model_for",
     "structure_issues",
 ]
+
+log = logging.getLogger(__name__)
 
 Resource = dict[str, Any]
 # A profile rule set: the issues it finds in a resource (warnings do not block the write).
@@ -254,6 +265,106 @@ def _json_types(
                     _json_types(element, kind, where, issues)
 
 
+# ---- empty strings ---------------------------------------------------------------------------
+
+_DROPPED = object()
+_EXTENSION_KEYS = frozenset({"extension", "modifierExtension"})
+
+
+def _has_empty(node: Any) -> bool:
+    if node == "":
+        return True
+    if isinstance(node, dict):
+        return any(_has_empty(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_empty(v) for v in node)
+    return False
+
+
+def _is_void_extension(node: Any) -> bool:
+    """An extension with only its url (and maybe an id) left: it says nothing."""
+    return isinstance(node, dict) and not (set(node) - {"url", "id"})
+
+
+def _clean(node: Any, path: str, dropped: list[str]) -> Any:
+    """``node`` without its empty strings (new containers only where something changed)."""
+    if node == "":
+        dropped.append(path)
+        return _DROPPED
+    if isinstance(node, list):
+        return _clean_list(node, None, path, dropped)[0]
+    if not isinstance(node, dict) or not _has_empty(node):
+        return node
+    out: dict[str, Any] = {}
+    keys = list(node)
+    for key in keys:
+        if key.startswith("_") and key[1:] in node:
+            continue  # handled with its primitive, so that both stay aligned
+        value, shadow = node[key], node.get("_" + key)
+        name = path + "." + (key[1:] if key.startswith("_") else key)
+        if isinstance(value, list) and not key.startswith("_"):
+            items, shadows = _clean_list(value, shadow, name, dropped, key in _EXTENSION_KEYS)
+            if items is not _DROPPED:
+                out[key] = items
+            if shadows is not _DROPPED and shadows is not None:
+                out["_" + key] = shadows
+            continue
+        cleaned = _clean(value, name, dropped)
+        if cleaned is not _DROPPED and cleaned != {}:
+            out[key] = cleaned
+        if shadow is not None:
+            extra = _clean(shadow, name, dropped)
+            if extra is not _DROPPED and extra != {}:
+                out["_" + key] = extra
+    return out
+
+
+def _clean_list(
+    items: list[Any], shadows: Any, path: str, dropped: list[str], extensions: bool = False
+) -> tuple[Any, Any]:
+    """A list (and its ``_x`` twin for primitives) without empty strings, kept aligned: an
+    item whose value is dropped but whose twin still has extensions becomes ``null``."""
+    twins = shadows if isinstance(shadows, list) and len(shadows) == len(items) else None
+    kept: list[Any] = []
+    kept_twins: list[Any] = []
+    for i, item in enumerate(items):
+        value = _clean(item, f"{path}[{i}]", dropped)
+        # Only an extension emptied here goes: one that came with just its url is left as sent.
+        emptied = extensions and value != item and _is_void_extension(value)
+        if value == {} or emptied:
+            if value != item:
+                dropped.append(f"{path}[{i}]")
+            value = _DROPPED
+        twin = None if twins is None else _clean(twins[i], f"{path}[{i}]", dropped)
+        if twin is _DROPPED or twin == {}:
+            twin = None
+        if value is _DROPPED and twin is None:
+            continue
+        kept.append(None if value is _DROPPED else value)
+        kept_twins.append(twin)
+    if twins is None and shadows is not None:
+        # A twin list of another length is the sender's error: leave it to the structure check.
+        other = _clean(shadows, path, dropped)
+        return (kept or _DROPPED), other
+    has_twins = any(t is not None for t in kept_twins)
+    return (kept or _DROPPED), (kept_twins if has_twins else _DROPPED)
+
+
+def drop_empty_strings(resource: Resource) -> tuple[Resource, list[str]]:
+    """The resource without its empty-string values, and the location of each dropped element.
+
+    Extensions left with no value and no sub-extension go too (an extension must have one or
+    the other), and so do objects and lists left empty. The input is never modified; untouched
+    subtrees are shared with it. Returns the input itself when it has no empty string.
+    """
+    if not _has_empty(resource):
+        return resource, []
+    dropped: list[str] = []
+    res_type = str(resource.get("resourceType", "Resource"))
+    cleaned = _clean(resource, res_type, dropped)
+    return (cleaned if isinstance(cleaned, dict) else {}), dropped
+
+
 def make_validator(
     settings: Settings, profile_checks: Sequence[ProfileCheck] = ()
 ) -> Callable[[Resource], None]:
@@ -262,6 +373,20 @@ def make_validator(
     del settings  # reserved for strictness options; the structure check is always on
 
     def validate(resource: Resource) -> None:
+        if isinstance(resource, dict):
+            cleaned, dropped = drop_empty_strings(resource)
+            if dropped:
+                # The store calls us on the dict it is about to write (its own top-level copy):
+                # replacing its keys stores the cleaned resource without touching the caller's.
+                resource.clear()
+                resource.update(cleaned)
+                log.warning(
+                    "%s/%s: dropped %d element(s) whose value was an empty string: %s",
+                    resource.get("resourceType"),
+                    resource.get("id"),
+                    len(dropped),
+                    ", ".join(dropped[:20]),
+                )
         issues = structure_issues(resource)
         if not issues:
             for check in checks:

@@ -68,6 +68,8 @@ __all__ = [
     "Access",
     "access_for",
     "break_glass",
+    "pseudonymise",
+    "sees_pseudonyms",
 ]
 
 Rule = Literal["all", "circle", "none"]
@@ -219,8 +221,7 @@ class Access:
 
     @property
     def pseudonymised(self) -> bool:
-        roles = self.principal.roles
-        return "analyst" in roles and not roles & (_CLINICAL_ROLES | {"admin", "system"})
+        return sees_pseudonyms(self.principal)
 
     # ---- rules per type --------------------------------------------------------------------
 
@@ -246,7 +247,13 @@ class Access:
         if role in _CLINICAL_ROLES:
             return "circle" if res_type in PATIENT_TYPES else "none"
         if role == "identity-referent":
-            return "all" if res_type == "Patient" else "none"
+            # Identities, and the trail of who accessed them ("who accessed my record").
+            return (
+                "all"
+                if res_type in ("Patient", "AuditEvent")
+                and not (write and res_type == "AuditEvent")
+                else "none"
+            )
         if role == "analyst" and not write:
             return "all" if res_type in PATIENT_TYPES - _ANALYST_HIDDEN else "none"
         return "none"
@@ -373,6 +380,12 @@ class Access:
     def purpose(self, patient_ids: Iterable[str]) -> str | None:
         """ "BTG" when one of the patients is reached through break-the-glass."""
         return "BTG" if self.glass and not self.glass.isdisjoint(patient_ids) else None
+
+
+def sees_pseudonyms(principal: Principal) -> bool:
+    """An analyst without another role reads pseudonymised data only."""
+    roles = principal.roles
+    return "analyst" in roles and not roles & (_CLINICAL_ROLES | {"admin", "system"})
 
 
 def access_for(tx: Transaction, principal: Principal, at_ms: int | None = None) -> Access:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     ColumnElement,
@@ -66,6 +66,16 @@ _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 Validator = Callable[[Resource], None]
 # Every searchable value of the resource, by parameter type.
 Indexer = Callable[[Resource], IndexRows]
+
+
+class AuditSink(Protocol):
+    """Where audit entries go: inside a write transaction, or in one of their own."""
+
+    def append(self, conn: Connection, entries: Sequence[Any]) -> None: ...
+
+    def record(self, entries: Sequence[Any]) -> None: ...
+
+
 # Called inside the transaction after each write with (tx, new content or None for a delete,
 # previous content or None for a create): a domain rule that must hold for every entry point
 # (REST, HL7, UI) writes its own rows here, or raises a ParcoursError to refuse the write.
@@ -129,6 +139,10 @@ class Store:
         # Hooks that keep derived tables (care-circle memberships…) in step with resources:
         # they run after the write hooks and again for every resource `reindex` rebuilds.
         self.derived_hooks: list[WriteHook] = []
+        # The audit trail (parcours.audit), and how to describe writes that no entry point
+        # described (the platform's own work: HL7 intake, merges, imports).
+        self.audit: AuditSink | None = None
+        self.audit_writes: Callable[[Transaction], list[Any]] | None = None
         # SQLite has one writer at a time and its busy handler is not fair: under load a
         # waiting writer can starve past the busy timeout. Queueing this process's writers on
         # a lock first leaves the busy handler only the (rare) writers of other processes.
@@ -152,6 +166,7 @@ class Store:
                 with conn.begin():
                     tx = Transaction(self, conn)
                     yield tx
+                    self._audit(tx, readonly)
                     tx.flush()
             except OperationalError as exc:
                 raise Unavailable(f"database error, nothing was written: {exc.orig}") from exc
@@ -159,6 +174,22 @@ class Store:
                 conn.close()
         for after in tx.after_commit:
             after()
+
+    def _audit(self, tx: Transaction, readonly: bool) -> None:
+        """The transaction's audit entries: with its writes (same commit), or just after a
+        read-only one (whose connection cannot write): no answer leaves without its trace."""
+        if self.audit is None:
+            return
+        entries = tx.audit_entries
+        if not entries and tx.written and self.audit_writes is not None:
+            entries = self.audit_writes(tx)
+        if not entries:
+            return
+        if readonly:
+            sink = self.audit
+            tx.after_commit.append(lambda: sink.record(entries))
+        else:
+            self.audit.append(tx.conn, entries)
 
     # Convenience for single-call use; each opens and commits its own transaction.
     def create(self, res: Resource) -> Resource:
@@ -200,6 +231,8 @@ class Transaction:
         # Every resource version this transaction wrote: (type, id, version, method, patient),
         # for the audit trail.
         self.written: list[tuple[str, str, int, str, str | None]] = []
+        # Audit entries of this transaction's interactions, written before it commits.
+        self.audit_entries: list[Any] = []
 
     @property
     def conn(self) -> Connection:
@@ -219,6 +252,7 @@ class Transaction:
         conn = self.conn  # flushes: the savepoint must not swallow earlier queued rows
         mark = len(self.after_commit)
         written = len(self.written)
+        audited = len(self.audit_entries)
         params = dict(self.pending_params)
         nested = conn.begin_nested()
         try:
@@ -228,6 +262,7 @@ class Transaction:
             self._pending = {}
             del self.after_commit[mark:]
             del self.written[written:]
+            del self.audit_entries[audited:]
             self.pending_params = params
             nested.rollback()
             raise
