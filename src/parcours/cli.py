@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument(
         "--status",
         action="append",
-        choices=("open", "linked", "merged", "not-duplicate"),
+        choices=("open", "linked", "merged", "not-duplicate", "resolved"),
         help="repeat for several (default: open)",
     )
     queue.add_argument("--limit", type=int, default=100)

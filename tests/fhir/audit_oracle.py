@@ -116,6 +116,8 @@ def interaction(method: str, path: tuple[str, ...], types: frozenset[str]) -> st
         ("POST", 1): "create",
         ("PUT", 1): "update",
         ("DELETE", 1): "delete",
+        # POST Type/id: tolerated in Bundle entries (ANS examples) as a create.
+        ("POST", 2): "create",
         ("PUT", 2): "update",
         ("PATCH", 2): "patch",
         ("DELETE", 2): "delete",
@@ -124,7 +126,7 @@ def interaction(method: str, path: tuple[str, ...], types: frozenset[str]) -> st
         return "search-type"
     if n == 2 and path[1] == "_history" and method == "GET":
         return "history-type"
-    if n == 2 and path[1].startswith("$"):
+    if n == 2 and path[1].startswith("$") and method != "GET":
         return "operation"
     if n == 2 and method == "GET":
         return "read"

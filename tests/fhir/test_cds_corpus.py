@@ -2,11 +2,13 @@
 
 The CDSGestionnaire CapabilityStatement lists the search parameters a care-circle server must
 answer; each is checked here twice over real HTTP: the example is found by its own value and
-not by another one. The examples are loaded as published, with two documented deviations:
+not by another one. The examples are loaded as published; the server deviates twice:
 
 - the Patient's INS-NIR 123456789012244 has an invalid key (44 instead of 12), which RNIV
-  forbids to store as an INS (see test_corpus.py); it is loaded with the key corrected, the
-  only change, in the Patient and in the transaction Bundle;
+  forbids to store as an INS: the server drops that identifier, stores the identity as PROV and
+  queues the value for the identity-vigilance referent (D5), in the Patient and in the
+  transaction Bundle alike. So an ``identifier`` search on that INS finds neither; the
+  parameter is checked on a copy carrying the corrected, key-valid INS;
 - the CareTeam and the Organization carry ``valueString: ""`` in translation extensions, which
   the server drops with a warning (D12): nothing to change on our side.
 
@@ -27,6 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import Server
+from parcours.identity import INS_KEY_INVALID, CandidateStatus, list_candidates
 from parcours.identity.ins import ins_key
 
 CDS = "cercle-de-soins"
@@ -45,9 +49,11 @@ def _load(corpus: Path, folder: str, name: str) -> dict[str, Any]:
 
 
 def _fix_ins(patient: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the example with the key corrected (id cds-patient-ins-ok)."""
     fixed = copy.deepcopy(patient)
     assert fixed["identifier"][0]["value"] == BAD_INS
     fixed["identifier"][0]["value"] = INS
+    fixed["id"] = "cds-patient-ins-ok"
     return fixed
 
 
@@ -66,6 +72,7 @@ def loaded(http: httpx.Client, cds_corpus: Path) -> dict[str, Any]:
     corpus = cds_corpus
     for resource in (
         _load(corpus, CDS, "Organization-cds-organization-example.json"),
+        _load(corpus, CDS, "Patient-cds-patient-example.json"),
         _fix_ins(_load(corpus, CDS, "Patient-cds-patient-example.json")),
         _load(corpus, CDS, "RelatedPerson-cds-relatedperson-example.json"),
         _load(corpus, CDS, "CareTeam-cds-careteam-example.json"),
@@ -95,11 +102,9 @@ def loaded(http: httpx.Client, cds_corpus: Path) -> dict[str, Any]:
     assert http.put("/Organization/cds-organization-child", json=child).status_code in (200, 201)
 
     bundle = _load(corpus, CDS, "Bundle-cds-bundle-transaction-creation-example.json")
-    for entry in bundle["entry"]:
-        if entry["resource"]["resourceType"] == "Patient":
-            entry["resource"] = _fix_ins(entry["resource"])
     response = http.post("", json=bundle)
     assert response.status_code == 200, response.text
+    assert response.json()["type"] == "transaction-response"
     created = {e["resource"]["resourceType"]: e["resource"]["id"] for e in response.json()["entry"]}
     assert set(created) == {"CareTeam", "Organization", "Patient", "RelatedPerson"}
     return created
@@ -141,7 +146,8 @@ CASES = [
     ("CareTeam", "participant-start", "2013-01-12", "2015-01-01"),
     ("CareTeam", "participant-end", "2032-12-18", "2031-01-01"),
     ("CareTeam", "managingOrganization", "Organization/cds-organization-example", "Organization/x"),
-    ("Patient", "identifier", f"{NIR_OID}|{INS}", f"{NIR_OID}|{BAD_INS}"),
+    # Its only identifier, the key-invalid INS, was dropped (D5): see test_dropped_ins_*.
+    ("Patient", "identifier:missing", "true", "false"),
     ("Patient", "family", "Thobois", "Lamine"),
     ("Patient", "given", "Jacques", "Lamine"),
     ("Patient", "name", "Thobois", "Chibout"),
@@ -164,6 +170,7 @@ EXAMPLE_IDS = {
 }
 # The elements the examples lack, on the copies (or on the Annuaire examples).
 OTHER_CASES = [
+    ("Patient", "identifier", f"{NIR_OID}|{INS}", f"{NIR_OID}|{BAD_INS}", "cds-patient-ins-ok"),
     ("CareTeam", "end", "2020-06-30", "2020-07-01", "cds-careteam-ended"),
     ("CareTeam", "category", "http://loinc.org|LA27976-2", "http://loinc.org|X",
      "cds-careteam-ended"),
@@ -214,3 +221,65 @@ def test_transaction_bundle_resources_are_found_like_the_examples(
     )
     assert loaded["CareTeam"] in found
     assert loaded["RelatedPerson"] in _ids(http, "RelatedPerson", {"relationship": "ECON"})
+
+
+def test_dropped_ins_finds_neither_the_example_nor_the_bundle_patient(
+    http: httpx.Client, loaded: dict[str, Any]
+) -> None:
+    for value in (f"{NIR_OID}|{BAD_INS}", BAD_INS):
+        assert _ids(http, "Patient", {"identifier": value}) == set()
+    for patient_id in ("cds-patient-example", loaded["Patient"]):
+        stored = http.get(f"/Patient/{patient_id}").json()
+        assert "identifier" not in stored
+        assert BAD_INS not in json.dumps(stored)
+        # Still found by its traits.
+        assert patient_id in _ids(http, "Patient", {"family": "Thobois", "birthdate": "1984-10-02"})
+
+
+def test_transaction_bundle_as_published_links_its_care_team_to_its_patient(
+    http: httpx.Client, loaded: dict[str, Any]
+) -> None:
+    # The Bundle's CareTeam and RelatedPerson reference Patient/cds-patient-example (not the
+    # urn:uuid of its Patient entry): the example, stored without its key-invalid INS.
+    found = _ids(http, "CareTeam", {"patient": "Patient/cds-patient-example"})
+    assert found == {"cds-careteam-example", "cds-careteam-ended", loaded["CareTeam"]}
+    assert _ids(http, "CareTeam", {"patient": f"Patient/{loaded['Patient']}"}) == set()
+    related = _ids(http, "RelatedPerson", {"patient": "Patient/cds-patient-example"})
+    assert loaded["RelatedPerson"] in related
+
+
+def test_dropped_ins_waits_in_the_review_queue(server: Server, loaded: dict[str, Any]) -> None:
+    with server.platform.store.begin(readonly=True) as tx:
+        queued = list_candidates(tx, statuses=tuple(CandidateStatus))
+    alerts = {a.patient_a: a for a in queued if a.kind == INS_KEY_INVALID}
+    assert set(alerts) >= {"cds-patient-example", loaded["Patient"]}
+    for patient_id in ("cds-patient-example", loaded["Patient"]):
+        alert = alerts[patient_id]
+        assert (alert.reason, alert.status) == ("ins-key-invalid", CandidateStatus.OPEN)
+        [dropped] = alert.details["dropped"]
+        assert (dropped["system"], dropped["value"]) == (NIR_OID, BAD_INS)
+
+
+def test_patient_post_with_a_key_invalid_ins_is_created_without_it(
+    http: httpx.Client, server: Server, cds_corpus: Path
+) -> None:
+    patient = _load(cds_corpus, CDS, "Patient-cds-patient-example.json")
+    del patient["id"]
+    response = http.post("/Patient", json=patient)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert "identifier" not in created and BAD_INS not in response.text
+    stored = server.platform.store.read("Patient", created["id"])
+    assert "identifier" not in stored
+    status = stored["extension"][0]["extension"][0]["valueCoding"]["code"]
+    assert status == "PROV"  # VALI (FR Core 2.1.0: qualified) cannot stand without the INS
+    with server.platform.store.begin(readonly=True) as tx:
+        queued = list_candidates(tx, statuses=(CandidateStatus.OPEN,), patient_id=created["id"])
+    [alert] = [a for a in queued if a.kind == INS_KEY_INVALID]
+    assert alert.details["dropped"][0]["value"] == BAD_INS
+    # A key-valid INS is still stored as sent.
+    valid = _fix_ins(patient)
+    del valid["id"]
+    response = http.post("/Patient", json=valid)
+    assert response.status_code == 201, response.text
+    assert response.json()["identifier"] == valid["identifier"]

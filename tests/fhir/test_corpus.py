@@ -20,42 +20,35 @@ import httpx
 
 from conftest import Server
 from parcours.fhir.references import rewrite
+from parcours.identity import INS_KEY_INVALID, PAIR, CandidateStatus, list_candidates
 
 # path under corpus/fhir -> (status we answer, why the file is not accepted as it is)
 EXCEPTIONS: dict[str, tuple[int, str]] = {}
 # Accepted without their empty-string elements (R4 forbids "" as a value; see D12): these carry
 # `valueString: ""` in translation extensions, which the server drops with a warning. They read
 # back equal to the file minus those elements and the extensions left with only their url.
-# (The transaction Bundle has them too, in its CareTeam and Organization entries, but its
-# Patient entry is refused for its INS, below.)
+# (The transaction Bundle has them too, in its CareTeam and Organization entries.)
 EMPTY_STRING_FILES = {
     "cercle-de-soins/CareTeam-cds-careteam-example.json",
     "cercle-de-soins/Organization-cds-organization-example.json",
     "cercle-de-soins/Bundle-cds-bundle-transaction-creation-example.json",
 }
-# RNIV: a key-invalid INS is never stored as an INS, and FR Core's INS slice requires a valid
-# matricule, so these published examples are refused with a 422 naming the field. They all
-# carry the INS-NIR 123456789012244, whose NIR key (97 - 1234567890122 mod 97 = 12) is not 44.
-# (The PDSm and télé-expertise examples carry key-valid INS and are accepted.)
-_BAD_INS_KEY = (
-    "INS-NIR 123456789012244 has an invalid control key (12 expected): refused at "
-    "Patient.identifier[0].value (RNIV: a key-invalid INS is never stored as an INS)"
-)
-INS_KEY_EXCEPTIONS: dict[str, tuple[int, str]] = {
-    "fr-core/Patient-FRCorePatientINSExample.json": (422, _BAD_INS_KEY),
-    "cercle-de-soins/Patient-cds-patient-example.json": (422, _BAD_INS_KEY),
-    "cercle-de-soins/Bundle-cds-bundle-transaction-creation-example.json": (
-        422,
-        "its Patient entry carries the same key-invalid INS: " + _BAD_INS_KEY,
-    ),
-    "cahier-de-liaison/Patient-0d920958-b596-4b91-af67-9bafc707820b.json": (422, _BAD_INS_KEY),
-    "cahier-de-liaison/Bundle-cdl-bundle-creation-note.json": (
-        422,
-        "its Patient entry carries the same key-invalid INS: " + _BAD_INS_KEY,
-    ),
-    "telesurveillance/Patient-ExamplefrCorePatient001.json": (422, _BAD_INS_KEY),
+# Accepted without their INS (D5): they carry the INS-NIR 123456789012244, whose NIR key
+# (97 - 1234567890122 mod 97 = 12) is not 44. RNIV forbids storing a key-invalid INS as an INS,
+# not recording the identity: the server drops that identifier with a warning, lowers the
+# identity status to PROV (their VALI of FR Core 2.1.0 means "qualified", which an identity
+# without its INS cannot be) and queues the value for the identity-vigilance referent. They read
+# back equal to the file minus that identifier, with identityStatus PROV instead of VALI.
+# (The PDSm and télé-expertise examples carry key-valid INS and are stored with them.)
+BAD_INS = "123456789012244"
+BAD_INS_FILES = {
+    "fr-core/Patient-FRCorePatientINSExample.json",
+    "cercle-de-soins/Patient-cds-patient-example.json",
+    "cercle-de-soins/Bundle-cds-bundle-transaction-creation-example.json",
+    "cahier-de-liaison/Patient-0d920958-b596-4b91-af67-9bafc707820b.json",
+    "cahier-de-liaison/Bundle-cdl-bundle-creation-note.json",
+    "telesurveillance/Patient-ExamplefrCorePatient001.json",
 }
-EXCEPTIONS.update(INS_KEY_EXCEPTIONS)
 # The audit trail is written by the platform only (parcours.fhir.audit_api): a client's
 # AuditEvent, the TdE examples included, is refused with 405 whatever its content.
 for _name in ("AuditEvent-TDEAuditEventExample.json", "AuditEvent-TDEAuditEventExample-2.json"):
@@ -91,6 +84,27 @@ def _without_empty(node: Any) -> Any:
     return node
 
 
+def _without_bad_ins(resource: dict[str, Any]) -> dict[str, Any]:
+    """What the server stores of a Patient carrying the key-invalid INS (written apart from the
+    server's code on purpose): no such identifier, and the VALI status read as PROV."""
+    if resource.get("resourceType") != "Patient":
+        return resource
+    identifiers = resource.get("identifier", [])
+    if not any(i.get("value") == BAD_INS for i in identifiers):
+        return resource
+    out: dict[str, Any] = json.loads(json.dumps(resource))
+    kept = [i for i in identifiers if i.get("value") != BAD_INS]
+    if kept:
+        out["identifier"] = kept
+    else:
+        del out["identifier"]
+    for ext in out.get("extension", []):
+        for sub in ext.get("extension", []):
+            if sub.get("url") == "identityStatus" and sub["valueCoding"]["code"] == "VALI":
+                sub["valueCoding"]["code"] = "PROV"
+    return out
+
+
 def _strip_meta(resource: dict[str, Any]) -> dict[str, Any]:
     out = dict(resource)
     meta = {
@@ -120,7 +134,7 @@ def _check_transaction(http: httpx.Client, bundle: dict[str, Any]) -> tuple[int,
                 return 0, f"{sent['request']['url']} was not patched"
             continue
         stored = http.get(f"/{got['resource']['resourceType']}/{got['resource']['id']}").json()
-        expected = _without_empty(rewrite(sent["resource"], mapping))
+        expected = _without_bad_ins(_without_empty(rewrite(sent["resource"], mapping)))
         expected["id"] = stored["id"]
         if _strip_meta(stored) != _strip_meta(expected):
             return 0, f"entry {sent.get('fullUrl')} reads back different"
@@ -136,7 +150,7 @@ def _check_resource(http: httpx.Client, resource: dict[str, Any]) -> tuple[int, 
     if response.status_code not in (200, 201):
         return response.status_code, response.text[:300]
     stored = http.get(f"/{res_type}/{response.json()['id']}").json()
-    expected = _without_empty(dict(resource, id=stored["id"]))
+    expected = _without_bad_ins(_without_empty(dict(resource, id=stored["id"])))
     if _strip_meta(stored) != _strip_meta(expected):
         return 0, "reads back different"
     return 200, ""
@@ -147,6 +161,7 @@ def test_corpus_round_trip(http: httpx.Client, server: Server, corpus: Path) -> 
     assert len(files) > 80
     outcomes: dict[str, tuple[int, str]] = {}
     with_empty: set[str] = set()
+    with_bad_ins: set[str] = set()
     # Plain resources first: a transaction Bundle may patch one of them.
     files.sort(key=lambda p: p.name.startswith("Bundle-"))
     for path in files:
@@ -154,6 +169,8 @@ def test_corpus_round_trip(http: httpx.Client, server: Server, corpus: Path) -> 
         name = path.relative_to(corpus / "fhir").as_posix()
         if _without_empty(resource) != resource:
             with_empty.add(name)
+        if BAD_INS in path.read_text(encoding="utf-8-sig"):
+            with_bad_ins.add(name)
         if resource["resourceType"] == "Bundle" and resource.get("type") == "transaction":
             outcomes[name] = _check_transaction(http, resource)
         else:
@@ -163,10 +180,16 @@ def test_corpus_round_trip(http: httpx.Client, server: Server, corpus: Path) -> 
         failures
     )
     assert with_empty == EMPTY_STRING_FILES
-    for name in INS_KEY_EXCEPTIONS:
-        # The OperationOutcome names the field, and never echoes the matricule.
-        assert "Patient.identifier[0].value" in failures[name][1], name
-        assert "123456789012244" not in failures[name][1], name
+    assert with_bad_ins == BAD_INS_FILES
+    # Each Patient stored without its key-invalid INS left the referent an alert with the value
+    # (the four Patient files, and the Patient entry of each of the two transaction Bundles).
+    with server.platform.store.begin(readonly=True) as tx:
+        alerts = [c for c in list_candidates(tx, statuses=tuple(CandidateStatus)) if c.kind != PAIR]
+    assert [(a.kind, a.status) for a in alerts] == [(INS_KEY_INVALID, CandidateStatus.OPEN)] * 6
+    assert all([d["value"] for d in a.details["dropped"]] == [BAD_INS] for a in alerts)
+    for alert in alerts:
+        stored = server.platform.store.read("Patient", alert.patient_a)
+        assert BAD_INS not in json.dumps(stored)
 
 
 def test_unqualified_ins_is_kept_but_not_exposed(

@@ -13,6 +13,7 @@ from parcours.identity import (
     InsKind,
     InvalidInsError,
     extract_ins,
+    has_invalid_key,
     ins_key,
     is_valid_matricule,
     parse_ins,
@@ -246,3 +247,10 @@ def test_teleexpertise_example_ins_is_key_valid_but_untyped(load_fhir: CorpusLoa
     # No type: FR Core slices on type, so it is only an INS when the caller accepts that.
     assert extract_ins(patient) is None
     assert extract_ins(patient, accept_untyped_nir=True) is not None
+
+
+def test_has_invalid_key_is_only_the_key_case() -> None:
+    assert has_invalid_key("260058815400234") and has_invalid_key("123456789012244")
+    assert has_invalid_key(" 285072a00412300 ")  # canonical form, wrong key
+    for other in ("260058815400233", "26005881540023", "360058815400234", "2600588154002X4"):
+        assert not has_invalid_key(other), other

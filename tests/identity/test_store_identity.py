@@ -6,6 +6,9 @@ the UI do, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import copy
+import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,18 +18,22 @@ from sqlalchemy import select
 from parcours.config import Settings
 from parcours.errors import Conflict, InvalidResource
 from parcours.identity import (
+    INS_KEY_INVALID,
     CandidateStatus,
     IdentityCollision,
+    Status,
     decide,
     identity_block,
     ins_key,
     list_candidates,
+    read_reliability,
 )
 from parcours.platform import Platform, build_platform
 from parcours.store.schema_version import ensure_schema
 
 from .conftest import make_patient
 
+NIR = "urn:oid:1.2.250.1.213.1.4.8"
 TEST_NIR = "urn:oid:1.2.250.1.213.1.4.10"
 # RNIV 1 §2.2 example, key-valid; the same with the last digit changed is key-invalid.
 GOOD_INS = "260058815400233"
@@ -63,20 +70,102 @@ def _adult(patient_id: str, **kwargs: Any) -> dict[str, Any]:
 # ---- FR Core on write -------------------------------------------------------------------------
 
 
-def test_key_invalid_ins_is_refused_naming_the_field(platform: Platform) -> None:
+def test_key_invalid_ins_is_dropped_and_queued_for_the_referent(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    # D5: the identity is stored without the key-invalid INS (never stored as an INS), its
+    # status capped at PROV, and the referent finds the dropped value in the review queue.
+    sent = make_patient(ins=BAD_INS, ipp=(IPP, "42"))
+    before = copy.deepcopy(sent)
+    with caplog.at_level(logging.WARNING):
+        created = platform.store.create(sent)
+    assert sent == before  # the caller's request is left as it was
+    stored = platform.store.read("Patient", created["id"])
+    assert stored == created
+    assert BAD_INS not in json.dumps(stored)
+    assert stored["identifier"] == [i for i in sent["identifier"] if i["value"] != BAD_INS]
+    assert read_reliability(stored).status is Status.PROV
+    assert stored["name"] == sent["name"] and stored["birthDate"] == sent["birthDate"]
+    # The warning names the element, never the matricule nor the name.
+    assert "Patient.identifier[1].value" in caplog.text and "key-invalid INS" in caplog.text
+    assert BAD_INS not in caplog.text and "DARK" not in caplog.text
+    [alert] = _queue(platform)
+    assert (alert.kind, alert.reason, alert.status) == (
+        INS_KEY_INVALID,
+        "ins-key-invalid",
+        CandidateStatus.OPEN,
+    )
+    assert alert.patient_a == alert.patient_b == created["id"]
+    [dropped] = alert.details["dropped"]
+    assert dropped["value"] == BAD_INS and dropped["system"] == NIR
+    assert dropped["location"] == "Patient.identifier[1]" and dropped["version"] == "1"
+    assert alert.details["status_before"] == "QUAL"
+    assert alert.as_json()["patients"] == [f"Patient/{created['id']}"]
+
+
+def test_ins_alert_is_refreshed_not_duplicated_and_reopened_for_a_new_value(
+    platform: Platform,
+) -> None:
+    platform.store.update(make_patient(patient_id="k1", ins=BAD_INS))
+    platform.store.update(make_patient(patient_id="k1", ins=BAD_INS, used_name="DURAND"))
+    [alert] = _queue(platform)
+    assert [d["value"] for d in alert.details["dropped"]] == [BAD_INS]
+    with platform.store.begin() as tx:
+        with pytest.raises(Conflict):
+            decide(tx, alert.pk, CandidateStatus.NOT_DUPLICATE, actor="referent", reason="x")
+        decide(tx, alert.pk, CandidateStatus.RESOLVED, actor="referent", reason="typo fixed")
+    # The same value again: the referent already dealt with it.
+    platform.store.update(make_patient(patient_id="k1", ins=BAD_INS, used_name="MARTIN"))
+    [same] = _queue(platform)
+    assert same.status is CandidateStatus.RESOLVED
+    other = "260058815400235"
+    platform.store.update(make_patient(patient_id="k1", ins=other))
+    [reopened] = _queue(platform)
+    assert reopened.status is CandidateStatus.OPEN and reopened.decided_by is None
+    assert [d["value"] for d in reopened.details["dropped"]] == [BAD_INS, other]
+
+
+def test_key_invalid_ins_dropped_in_a_transaction_is_queued(platform: Platform) -> None:
+    with platform.store.begin() as tx:
+        tx.update(make_patient(patient_id="t1", ins=BAD_INS))
+        other = make_patient(
+            patient_id="t2", ins=GOOD_INS, family="MARTIN", given="PAUL", given_list="PAUL"
+        )
+        tx.update(other)
+    [alert] = _queue(platform)
+    assert alert.patient_a == "t1"
+    assert "identifier" not in platform.store.read("Patient", "t1")
+    assert platform.store.read("Patient", "t2")["identifier"][0]["value"] == GOOD_INS
+
+
+def test_other_ins_faults_are_still_refused_naming_the_field(platform: Platform) -> None:
+    # Not the key-invalid case: malformed length, and a test INS (even key-invalid) in
+    # production, keep their 422 and queue nothing.
     with pytest.raises(InvalidResource) as caught:
-        platform.store.create(make_patient(ins=BAD_INS))
+        platform.store.create(make_patient(ins=GOOD_INS[:14]))
     error = caught.value
     assert error.status == 422
     assert "Patient.identifier[0].value" in {i.location for i in error.issues}
     # Never echo the matricule (nor the name) in an error.
-    assert BAD_INS not in str(error) and all(BAD_INS not in i.message for i in error.issues)
-    assert "DARK" not in str(error)
+    assert GOOD_INS[:14] not in str(error) and "DARK" not in str(error)
+    assert _queue(platform) == []
+
+
+def test_a_failed_write_queues_no_alert(platform: Platform) -> None:
+    # Key-invalid INS dropped, but the Patient is refused for another reason: nothing queued.
+    with pytest.raises(InvalidResource):
+        platform.store.create(make_patient(ins=BAD_INS, birthplace="7A056"))
+    assert _queue(platform) == []
 
 
 def test_key_valid_ins_is_stored(platform: Platform) -> None:
     created = platform.store.create(make_patient(ins=GOOD_INS))
     assert platform.store.read("Patient", created["id"])["identifier"][0]["value"] == GOOD_INS
+
+
+def test_key_valid_ins_queues_no_alert(platform: Platform) -> None:
+    platform.store.create(make_patient(ins=GOOD_INS))
+    assert _queue(platform) == []
 
 
 def test_fr_core_invariants_are_checked_on_write(platform: Platform) -> None:
@@ -104,6 +193,12 @@ def test_test_ins_only_outside_production(database_url: str, production: bool) -
             with pytest.raises(InvalidResource) as caught:
                 platform.store.create(patient)
             assert any("identifier[0]" in (i.location or "") for i in caught.value.issues)
+            # D11 wins over D5: a key-invalid test INS in production is refused, not dropped.
+            bad = make_patient(ins=BAD_INS, ins_type="INS-NIR-TEST", ins_system=TEST_NIR)
+            with pytest.raises(InvalidResource) as caught:
+                platform.store.create(bad)
+            assert any("identifier[0]" in (i.location or "") for i in caught.value.issues)
+            assert _queue(platform) == []
         else:
             assert platform.store.create(patient)["id"]
 

@@ -60,6 +60,16 @@ def patients_in(resources: Iterable[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
+def _reason(req: FhirRequest) -> str | None:
+    body = req.body
+    if isinstance(body, dict):
+        for parameter in body.get("parameter") or []:
+            if isinstance(parameter, dict) and parameter.get("name") == "reason":
+                value = parameter.get("valueString")
+                return str(value)[:2000] if value is not None else None
+    return None
+
+
 def _agent_fields(req: FhirRequest) -> dict[str, Any]:
     return {
         "source_address": req.client,
@@ -75,6 +85,7 @@ def entry_for(
     tx: Transaction,
     written: list[tuple[str, str, int, str, str | None]],
     resource_type: str | None,
+    res_id: str | None = None,
 ) -> AuditEntry:
     """The audit entry of an interaction that ran in ``tx``, wrote ``written`` and answered
     ``status`` / ``body``."""
@@ -98,6 +109,8 @@ def entry_for(
                 for r in resources
                 if r.get("id") and r.get("resourceType") not in ("OperationOutcome", "Parameters")
             ][:50]
+    if not patients and resource_type == "Patient" and res_id:
+        patients = [res_id]  # an operation on a Patient that returns no resource
     access: Access | None = tx.access
     query = "&".join(f"{k}={v}" for k, v in req.query) if interaction.startswith("search") else None
     return AuditEntry(
@@ -110,6 +123,7 @@ def entry_for(
         entities=tuple(entities),
         query=query,
         purpose=access.purpose(patients) if access is not None else None,
+        reason=_reason(req) if interaction == "break-glass" else None,
         resource_type=resource_type,
         **_agent_fields(req),
     )

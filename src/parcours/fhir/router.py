@@ -198,7 +198,10 @@ class FhirEngine:
         assert route.tx_handler is not None
         before = len(tx.written)
         response = route.tx_handler(req, tx, self.ctx, params)
-        self.audit(req, route.audit, response, tx, before, params.get("type"))
+        res_type = params.get("type") or (
+            req.path[0] if req.path[:1] and req.path[0] in self.types else None
+        )
+        self.audit(req, route.audit, response, tx, before, res_type, params.get("id"))
         return response
 
     def audit(
@@ -209,13 +212,21 @@ class FhirEngine:
         tx: Transaction,
         before: int,
         res_type: str | None,
+        res_id: str | None = None,
     ) -> None:
         """Queue the audit entry of one interaction, whose writes are ``tx.written[before:]``
         (a transaction Bundle runs several interactions in one store transaction)."""
         if req.principal is None or self.ctx.store.audit is None:
             return
         entry = entry_for(
-            req, interaction, response.status, response.body, tx, tx.written[before:], res_type
+            req,
+            interaction,
+            response.status,
+            response.body,
+            tx,
+            tx.written[before:],
+            res_type,
+            res_id,
         )
         tx.audit_entries.append(entry)
 

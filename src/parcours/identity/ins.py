@@ -21,6 +21,7 @@ __all__ = [
     "InsSlot",
     "extract_ins",
     "find_ins_slots",
+    "has_invalid_key",
     "ins_key",
     "is_valid_matricule",
     "parse_ins",
@@ -127,6 +128,21 @@ def is_valid_matricule(value: str) -> bool:
     except InvalidInsError:
         return False
     return True
+
+
+def has_invalid_key(value: str) -> bool:
+    """True for a well-formed matricule (15 characters, shape, first digit) whose control key
+    does not match its first 13 characters: the typing error RNIV forbids to store as an INS.
+
+    Any other fault (length, characters, first digit) is False here: it is not this case.
+    """
+    matricule = value.strip().upper()
+    return (
+        len(matricule) == 15
+        and _SHAPE.fullmatch(matricule) is not None
+        and matricule[0] in "12"
+        and matricule[13:] != ins_key(matricule[:13])
+    )
 
 
 def _mask(matricule: str) -> str:

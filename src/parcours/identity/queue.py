@@ -4,12 +4,19 @@ Online matching (every Patient write) and the batch audit record pairs here; an
 identity-vigilance referent lists the open ones and decides (merge, or "not a duplicate").
 A decided pair is never reopened by matching: the decision is a label (STYLE 3.5), and a
 rerun of the audit must not put the same pair back in front of the referent.
+
+The queue also holds single-Patient alerts, kind ``ins-key-invalid`` (D5): a FHIR write
+whose key-invalid INS was dropped before storage. The row is the Patient paired with itself
+(``patient_a == patient_b``, tier ``ins-key-invalid``) and its details keep each dropped
+identifier *with its value*, the one place the value is kept, so that the referent can check
+it against the carte Vitale or INSi. The referent closes it with ``decide(..., RESOLVED)``;
+a later write dropping a value not seen yet reopens it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -23,6 +30,8 @@ from parcours.store.clock import now_ms
 from .tables import identity_candidate
 
 __all__ = [
+    "INS_KEY_INVALID",
+    "PAIR",
     "Candidate",
     "CandidateSource",
     "CandidateStatus",
@@ -32,7 +41,14 @@ __all__ = [
     "mark_pair",
     "offer_pairs",
     "record_candidate",
+    "record_ins_alert",
 ]
+
+# Kinds of queue entries (``Candidate.kind``).
+PAIR = "pair"
+"""Two Patients that may be one person (online matching or the batch audit)."""
+INS_KEY_INVALID = "ins-key-invalid"
+"""One Patient whose key-invalid INS was dropped on a FHIR write (D5)."""
 
 
 class CandidateStatus(Enum):
@@ -42,6 +58,8 @@ class CandidateStatus(Enum):
     """Online matching is certain (auto-link); kept as two records until someone merges."""
     MERGED = "merged"
     NOT_DUPLICATE = "not-duplicate"
+    RESOLVED = "resolved"
+    """An ``ins-key-invalid`` alert the referent has dealt with."""
 
 
 class CandidateSource(Enum):
@@ -69,10 +87,25 @@ class Candidate:
     decided_at: int | None
     decision_reason: str | None
 
+    @property
+    def kind(self) -> str:
+        """``pair`` or ``ins-key-invalid`` (a single-Patient alert)."""
+        return INS_KEY_INVALID if self.tier == INS_KEY_INVALID else PAIR
+
+    @property
+    def reason(self) -> str | None:
+        """Why an alert was queued (``ins-key-invalid``); None for a pair."""
+        value = self.details.get("reason")
+        return value if isinstance(value, str) else None
+
     def as_json(self) -> dict[str, Any]:
+        patients = [f"Patient/{self.patient_a}"]
+        if self.kind == PAIR:
+            patients.append(f"Patient/{self.patient_b}")
         return {
             "id": self.pk,
-            "patients": [f"Patient/{self.patient_a}", f"Patient/{self.patient_b}"],
+            "kind": self.kind,
+            "patients": patients,
             "score": round(self.score, 6),
             "grade": self.grade,
             "outcome": self.outcome,
@@ -202,6 +235,11 @@ def decide(
     row = tx.conn.execute(select(identity_candidate).where(identity_candidate.c.pk == pk)).first()
     if row is None:
         raise NotFound(f"no review-queue entry {pk}")
+    alert = row.tier == INS_KEY_INVALID
+    if alert and status not in (CandidateStatus.OPEN, CandidateStatus.RESOLVED):
+        raise Conflict("an ins-key-invalid alert is either open or resolved")
+    if not alert and status is CandidateStatus.RESOLVED:
+        raise Conflict("a pair is decided not-duplicate or merged, not resolved")
     _set_status(tx, pk, status, actor if status is not CandidateStatus.OPEN else None, reason)
     decided = tx.conn.execute(select(identity_candidate).where(identity_candidate.c.pk == pk)).one()
     return _candidate(decided)
@@ -336,3 +374,75 @@ def offer_pairs(
     if refreshes:
         conn.execute(_REFRESH, refreshes)
     return len(inserts) + len(refreshes)
+
+
+def record_ins_alert(
+    tx: Transaction,
+    patient_id: str,
+    dropped: Sequence[Mapping[str, Any]],
+    *,
+    version: str | None = None,
+    status_before: str | None = None,
+) -> None:
+    """Queue (or refresh) the ``ins-key-invalid`` alert of a Patient.
+
+    ``dropped`` holds one mapping per dropped identifier (location, system, type, use, value,
+    see :class:`parcours.identity.DroppedIns`); values already listed are not repeated. An
+    open alert is refreshed; a resolved one reopens only for a value it did not list.
+    """
+    conn = tx.conn
+    row = conn.execute(
+        select(identity_candidate.c.pk, identity_candidate.c.status, identity_candidate.c.reasons)
+        .where(
+            identity_candidate.c.patient_a == patient_id,
+            identity_candidate.c.patient_b == patient_id,
+        )
+        .with_for_update()
+    ).first()
+    stamp = now_ms()
+    details: dict[str, Any] = (
+        json.loads(row.reasons)
+        if row is not None
+        else {
+            "reason": INS_KEY_INVALID,
+            "reasons": [
+                "a key-invalid INS was dropped from this Patient on a FHIR write (RNIV: never "
+                "stored as an INS); check the matricule against the carte Vitale or INSi"
+            ],
+            "dropped": [],
+        }
+    )
+    seen = {(d.get("system"), d.get("value")) for d in details.get("dropped", [])}
+    new = [
+        {**d, "version": version, "at": stamp}
+        for d in dropped
+        if (d.get("system"), d.get("value")) not in seen
+    ]
+    if row is not None and not new:
+        return
+    details["dropped"] = [*details.get("dropped", []), *new]
+    if status_before is not None:
+        details["status_before"] = status_before
+    values = {
+        "score": 0.0,
+        "grade": "alert",
+        "outcome": "review",
+        "tier": INS_KEY_INVALID,
+        "reasons": json.dumps(details, sort_keys=True),
+        "source": CandidateSource.ONLINE.value,
+        "status": CandidateStatus.OPEN.value,
+        "updated_at": stamp,
+    }
+    if row is None:
+        conn.execute(
+            insert(identity_candidate).values(
+                patient_a=patient_id, patient_b=patient_id, created_at=stamp, **values
+            )
+        )
+        return
+    reopen = {"decided_by": None, "decided_at": None, "decision_reason": None}
+    conn.execute(
+        update(identity_candidate)
+        .where(identity_candidate.c.pk == row.pk)
+        .values(**values, **(reopen if row.status != CandidateStatus.OPEN.value else {}))
+    )

@@ -13,15 +13,20 @@ transaction of the write. For each Patient written it
    ``linked``; REVIEW puts it in the review queue; NEW records nothing.
 
 The write itself is always stored as sent: a REST create is never dropped or merged behind the
-client's back (docs/decisions.md D4). A Patient merged away (inactive, ``replaced-by``) has no
-blocking keys and is never a candidate.
+client's back (docs/decisions.md D4) — except for a key-invalid INS, which the validator's
+profile check removes before storage (D5): the check hands the dropped values to this service,
+and the write hook of the same resource queues them as an ``ins-key-invalid`` alert, in the
+transaction of the write. A Patient merged away (inactive, ``replaced-by``) has no blocking
+keys and is never a candidate.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -37,8 +42,8 @@ from parcours.store.schema import resource
 from .errors import IdentityError
 from .flat import flat_row
 from .matching import Matcher, MatchGrade, MatchResult, Outcome, Tier, blocking_keys
-from .profile import fr_core_patient_check
-from .queue import CandidateSource, CandidateStatus, record_candidate
+from .profile import DroppedIns, fr_core_patient_check
+from .queue import CandidateSource, CandidateStatus, record_candidate, record_ins_alert
 from .record import IdentityRecord, record_from_patient
 from .tables import identity_block, identity_record
 
@@ -110,13 +115,48 @@ _CANDIDATES = (
 )
 
 
+_Dropped = tuple[tuple[DroppedIns, ...], str | None]
+
+
+class _PendingDrops:
+    """Key-invalid INS the validator dropped, waiting for the write hook of the same resource.
+
+    The store validates the dict it is about to write and then passes that very dict to the
+    write hooks, in the same transaction: the entry is keyed by the dict's identity (and holds
+    it, so the id is not reused meanwhile). A write that fails between the two leaves its entry
+    behind; the oldest ones are forgotten beyond ``cap``.
+    """
+
+    def __init__(self, cap: int = 1024) -> None:
+        self._cap = cap
+        self._lock = threading.Lock()
+        self._items: OrderedDict[int, tuple[dict[str, Any], _Dropped]] = OrderedDict()
+
+    def put(
+        self, resource: dict[str, Any], dropped: Sequence[DroppedIns], before: str | None
+    ) -> None:
+        with self._lock:
+            self._items[id(resource)] = (resource, (tuple(dropped), before))
+            self._items.move_to_end(id(resource))
+            while len(self._items) > self._cap:
+                self._items.popitem(last=False)
+
+    def take(self, resource: Mapping[str, Any]) -> _Dropped | None:
+        with self._lock:
+            item = self._items.pop(id(resource), None)
+        if item is None or item[0] is not resource:
+            return None
+        return item[1]
+
+
 class IdentityService:
     """The identity rules bound to the store; one per process (see :func:`identity_service`)."""
 
     def __init__(self, *, production: bool, matcher: Matcher | None = None) -> None:
         self.production = production
         self.matcher = matcher or Matcher()
-        self.profile_check = fr_core_patient_check(production=production)
+        self._pending = _PendingDrops()
+        self.profile_check = fr_core_patient_check(production=production, on_drop=self._pending.put)
 
     def record(self, patient: Mapping[str, Any]) -> IdentityRecord:
         return record_from_patient(patient, allow_test_ins=not self.production)
@@ -179,6 +219,8 @@ class IdentityService:
         if patient is None or patient.get("resourceType") != "Patient":
             return
         patient_id = str(patient["id"])
+        if new is not None:
+            self._queue_dropped_ins(tx, new)
         if new is None or is_merged_away(new):
             self._write_keys(tx, patient_id, None)
             return
@@ -245,6 +287,22 @@ class IdentityService:
                     if result.outcome is Outcome.AUTO_LINK
                     else CandidateStatus.OPEN,
                 )
+
+    def _queue_dropped_ins(self, tx: Transaction, new: Mapping[str, Any]) -> None:
+        """The ``ins-key-invalid`` alert of a write whose key-invalid INS was dropped (D5)."""
+        pending = self._pending.take(new)
+        if pending is None:
+            return
+        dropped, before = pending
+        meta = new.get("meta")
+        version = meta.get("versionId") if isinstance(meta, Mapping) else None
+        record_ins_alert(
+            tx,
+            str(new["id"]),
+            [d.as_json() for d in dropped],
+            version=version if isinstance(version, str) else None,
+            status_before=before,
+        )
 
     # ---- $match -----------------------------------------------------------------------
 

@@ -182,7 +182,7 @@ def _forward(
         ref.c.resource_pk.in_(pks),
         ref.c.target_url.is_(None),
         target.c.deleted.is_(False),
-        *_scoped(scope, target, None),
+        *_scoped(scope, target, inc.target_type or None),
     ]
     conds += _source_conditions(inc)
     if inc.target_type:
@@ -206,7 +206,7 @@ def _reverse(
         matched.c.pk.in_(pks),
         ref.c.target_url.is_(None),
         source.c.deleted.is_(False),
-        *_scoped(scope, source, None),
+        *_scoped(scope, source, None if inc.source_type == "*" else inc.source_type),
     ]
     conds += _source_conditions(inc)
     if inc.target_type:
