@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from parcours.auth import auth_routes
 from parcours.fhir import create_fhir_app, fhir_routes
+from parcours.notify.delivery.routes import inbox_routes
 from parcours.ops import Metrics, ops_middleware, ops_routes
 from parcours.platform import Platform
 from parcours.store.outbox import Dispatcher, dispatching
@@ -63,6 +64,7 @@ def create_app(platform: Platform, *, dispatch: bool | None = None) -> Starlette
             Route("/", _home, methods=["GET", "HEAD"]),
             *ops_routes(platform, metrics),
             *auth_routes(platform.authenticator),
+            *inbox_routes(platform),
             *fhir_routes(fhir_app),
         ],
         middleware=ops_middleware(metrics),

@@ -241,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     from parcours.auth import cli as auth_cli
 
     auth_cli.register(sub)
+    from parcours.notify.delivery import cli as notify_cli
+
+    notify_cli.register(sub)
+    from parcours.demo import hospital
+
+    hospital.register(sub)
     return parser
 
 

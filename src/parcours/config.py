@@ -62,6 +62,15 @@ class Settings:
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
     oidc_scopes: str = "openid scope_all"
+    # Notification delivery (issue 6); see docs/notifications.md. No SMTP host: e-mail
+    # notifications fail (and wait as dead letters) until one is configured.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "parcours@localhost"
+    smtp_starttls: bool = False
+    # Network timeout of one rest-hook POST or SMTP session: on SQLite the delivery runs inside
+    # the dispatcher's write transaction, so a slow receiver must not hold the database long.
+    rest_hook_timeout_seconds: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -130,4 +139,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             kwargs[name.lower()] = raw.rstrip("/") if name == "OIDC_ISSUER" else raw
     if (scopes := get("OIDC_SCOPES")) is not None:
         kwargs["oidc_scopes"] = scopes
+    if (smtp_host := get("SMTP_HOST")) is not None:
+        kwargs["smtp_host"] = smtp_host.strip() or None
+    if (smtp_port := get("SMTP_PORT")) is not None:
+        kwargs["smtp_port"] = _int("PARCOURS_SMTP_PORT", smtp_port, 1)
+    if (smtp_from := get("SMTP_FROM")) is not None:
+        if "@" not in smtp_from:
+            raise ConfigError(f"PARCOURS_SMTP_FROM={smtp_from!r} is not an e-mail address")
+        kwargs["smtp_from"] = smtp_from.strip()
+    if (starttls := get("SMTP_STARTTLS")) is not None:
+        kwargs["smtp_starttls"] = _bool("PARCOURS_SMTP_STARTTLS", starttls)
+    if (hook_timeout := get("REST_HOOK_TIMEOUT_SECONDS")) is not None:
+        try:
+            seconds = float(hook_timeout)
+        except ValueError:
+            raise ConfigError(
+                f"PARCOURS_REST_HOOK_TIMEOUT_SECONDS={hook_timeout!r} is not a number"
+            ) from None
+        if not 0 < seconds <= 60:
+            raise ConfigError("PARCOURS_REST_HOOK_TIMEOUT_SECONDS must be in (0, 60]")
+        kwargs["rest_hook_timeout_seconds"] = seconds
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -14,6 +14,10 @@ from parcours.auth import Authenticator
 from parcours.config import Settings
 from parcours.fhir.validation import make_validator
 from parcours.identity import IdentityService, identity_service
+from parcours.notify import subscriptions as notify_subscriptions
+from parcours.notify.delivery import DeliveryHandler
+from parcours.notify.emitter import EventEmitter
+from parcours.notify.manager import NotificationManager
 from parcours.security import circle
 from parcours.store import Store, make_engine
 from parcours.store.outbox import Handler
@@ -60,6 +64,8 @@ def build_platform(settings: Settings) -> Platform:
     audit = AuditTrail(store)
     store.audit = audit
     store.audit_writes = platform_writes
+    # Subscription owners are known only in the request's transaction (issue 6).
+    store.write_hooks.append(notify_subscriptions.on_write)
     authenticator = Authenticator(store, settings)
     # A login the trail cannot record fails (the authenticator lets listener errors through).
     authenticator.login_listeners.append(lambda event: audit.record([login_entry(event)]))
@@ -70,4 +76,12 @@ def build_platform(settings: Settings) -> Platform:
         identity=identity,
         audit=audit,
         authenticator=authenticator,
+        # NdE: declare events, activate Subscriptions, then decide who is notified.
+        handlers=[
+            EventEmitter(),
+            notify_subscriptions.SubscriptionActivator(),
+            NotificationManager(),
+            # Then deliver the notification requests (rest-hook, e-mail, in-app inbox).
+            DeliveryHandler(settings),
+        ],
     )

@@ -29,7 +29,12 @@ def scope(tx: Transaction) -> Access | None:
 
 def check_read(tx: Transaction, res_type: str, res_id: str) -> None:
     access = scope(tx)
-    if access is not None and access.require(res_type) == "circle":
+    if access is None:
+        return
+    rule = access.require(res_type)
+    if rule == "own":
+        access.check(tx, res_type, None, res_id=res_id)
+    elif rule == "circle":
         access.check(tx, res_type, tx.compartment(res_type, res_id))
 
 
@@ -51,7 +56,7 @@ def before_write(tx: Transaction, res_type: str, res_id: str | None) -> str | No
         return None
     assert res_id is not None
     patient = tx.compartment(res_type, res_id)
-    access.check(tx, res_type, patient, write=True)
+    access.check(tx, res_type, patient, write=True, res_id=res_id)
     return patient
 
 
@@ -72,7 +77,7 @@ def check_written(
     if not created and patient == before:
         return
     try:
-        access.check(tx, res_type, patient, write=True)
+        access.check(tx, res_type, patient, write=True, res_id=res_id)
     except Forbidden as exc:
         raise Forbidden(f"you may not write this {res_type} for that patient: {exc}") from None
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DataError, StatementError
 from parcours.errors import InvalidInput, NotFound, ParcoursError
 from parcours.fhir import audit_api, patient_access
 from parcours.fhir import interactions as fhir
+from parcours.fhir import notification_preferences as notify_prefs
 from parcours.fhir import patient_operations as patient_ops
 from parcours.fhir.auditing import entry_for, failure_entry
 from parcours.fhir.capability import capability_statement
@@ -116,6 +117,24 @@ ROUTES: tuple[Route, ...] = (
         "write",
         patient_access.patient_break_glass,
         audit="break-glass",
+    ),
+    *(
+        route
+        for kind in ("Practitioner", "Organization")
+        for route in (
+            Route(
+                "GET",
+                (kind, "{id}", "$notification-preferences"),
+                "read",
+                notify_prefs.get_preferences,
+            ),
+            Route(
+                "PUT",
+                (kind, "{id}", "$notification-preferences"),
+                "write",
+                notify_prefs.put_preferences,
+            ),
+        )
     ),
     Route("GET", ("{type}", "_history"), "read", fhir.history, audit="history-type"),
     Route("GET", ("{type}", "{id}"), "read", fhir.read, audit="read"),

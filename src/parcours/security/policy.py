@@ -72,7 +72,7 @@ __all__ = [
     "sees_pseudonyms",
 ]
 
-Rule = Literal["all", "circle", "none"]
+Rule = Literal["all", "own", "circle", "none"]
 
 # R4's Patient CompartmentDefinition, plus Task (Task.for): the patient data.
 PATIENT_TYPES = frozenset(
@@ -179,7 +179,7 @@ _ANALYST_PATIENT_PARAMS = frozenset(
     {"gender", "_lastUpdated", "_count", "_total", "_summary", "_elements", "_sort", "_cursor"}
 )
 _CLINICAL_ROLES = frozenset({"professional", "coordinator"})
-_RANK: dict[Rule, int] = {"none": 0, "circle": 1, "all": 2}
+_RANK: dict[Rule, int] = {"none": 0, "own": 1, "circle": 1, "all": 2}
 
 
 def _scope_allows(scopes: Iterable[str], res_type: str, write: bool) -> bool:
@@ -244,6 +244,10 @@ class Access:
             return "all" if _scope_allows(self.principal.scopes, res_type, write) else "none"
         if res_type in SHARED_TYPES:
             return "none" if write else "all"
+        if res_type == "Subscription" and role in _CLINICAL_ROLES:
+            # Their own NdE subscriptions only (an NdE Subscription may contain a Patient):
+            # parcours.notify records each Subscription's owner when it is created.
+            return "own"
         if role in _CLINICAL_ROLES:
             return "circle" if res_type in PATIENT_TYPES else "none"
         if role == "identity-referent":
@@ -318,6 +322,8 @@ class Access:
                 return None
             if rule == "none":
                 return literal(False)
+            if rule == "own":
+                return alias.c.id.in_(self._owned(res_type))
             return self.patient_condition(alias.c.patient_id)
         every, circle = self._types_by_rule()
         tests: list[ColumnElement[bool]] = []
@@ -335,6 +341,20 @@ class Access:
         circle = frozenset(t for t in known if self.rule(t) == "circle")
         return every, circle
 
+    def _owned(self, res_type: str) -> Select[Any]:
+        """Ids of the resources of ``res_type`` the caller owns (Subscriptions)."""
+        from parcours.notify.tables import notify_subscription
+
+        return select(notify_subscription.c.subscription_id).where(
+            notify_subscription.c.owner_subject == self.principal.subject
+        )
+
+    def _owns(self, tx: Transaction, res_type: str, res_id: str) -> bool:
+        from parcours.notify.tables import notify_subscription
+
+        query = self._owned(res_type).where(notify_subscription.c.subscription_id == res_id)
+        return tx.conn.execute(query).first() is not None
+
     def sees_patient(self, tx: Transaction, patient_id: str) -> bool:
         if self.rule("Patient") == "all" or self.unrestricted:
             return True
@@ -344,11 +364,20 @@ class Access:
         return row is not None
 
     def check(
-        self, tx: Transaction, res_type: str, patient_id: str | None, write: bool = False
+        self,
+        tx: Transaction,
+        res_type: str,
+        patient_id: str | None,
+        write: bool = False,
+        res_id: str | None = None,
     ) -> None:
-        """Refuse (403) one resource of ``res_type`` belonging to ``patient_id``."""
+        """Refuse (403) one resource of ``res_type`` (``res_id``) belonging to ``patient_id``."""
         rule = self.require(res_type, write)
         if rule == "all":
+            return
+        if rule == "own":
+            if res_id is None or not self._owns(tx, res_type, res_id):
+                raise Forbidden(f"this {res_type} is someone else's")
             return
         if patient_id is None:
             raise Forbidden(
