@@ -9,8 +9,10 @@ At least once: the external effect (POST, SMTP) happens before the transaction t
 event processed commits; a crash in between sends it again, with the same idempotency key
 (``X-Parcours-Notification-Id`` header, Bundle id, e-mail ``Message-ID``).
 
-Order per patient and endpoint: a notification is not sent while an EARLIER one (by outbox
-order, i.e. creation order) for the same patient, channel and endpoint is still undelivered;
+Order per patient and endpoint: a notification is not sent while an EARLIER one (by the time of
+the event it announces, then by creation order) for the same patient, channel and endpoint is
+still undelivered — by event time, because the declarations of two movements of one patient may
+be created out of order when one of them had to be retried;
 it raises ``DeliveryDeferred`` and the outbox retries it with backoff. So a receiver that was
 down gets the backlog in order once it is back. An earlier notification that became a dead
 letter holds the later ones back until an operator retries it (``parcours notify retry``),
@@ -49,7 +51,7 @@ from parcours.notify.model import (
     recipient_of,
     subscription_of,
 )
-from parcours.store.clock import now_ms
+from parcours.store.clock import now_ms, parse_instant_ms
 from parcours.store.outbox import Action, OutboxEvent
 from parcours.store.repository import Transaction
 from parcours.store.schema import idx_reference, outbox, resource
@@ -59,6 +61,14 @@ __all__ = ["DeliveryDeferred", "DeliveryHandler", "UnsupportedChannel"]
 log = logging.getLogger("parcours.notify.delivery")
 
 _TYPE = "CommunicationRequest"
+
+
+def _event_ms(notification: dict[str, Any]) -> int:
+    raw = event_time_of(notification)
+    try:
+        return parse_instant_ms(raw) if raw else 0
+    except ValueError:
+        return 0
 
 
 class DeliveryDeferred(Exception):
@@ -109,7 +119,7 @@ class DeliveryHandler:
             )
         patient_id = tx.compartment(_TYPE, notification_id)
         if channel != CHANNEL_INAPP:
-            self._wait_for_earlier(tx, event, patient_id, channel, endpoint)
+            self._wait_for_earlier(tx, event, notification, patient_id, channel, endpoint)
         if channel == CHANNEL_REST_HOOK:
             self._rest_hook(tx, event, notification, endpoint)
         elif channel == CHANNEL_EMAIL:
@@ -127,15 +137,17 @@ class DeliveryHandler:
         self,
         tx: Transaction,
         event: OutboxEvent,
+        notification: dict[str, Any],
         patient_id: str | None,
         channel: str,
         endpoint: str,
     ) -> None:
-        # Earlier = an unprocessed creation event with a smaller seq: processed means delivered
-        # (or given up on purpose: revoked, deleted). The resource's compartment narrows the
-        # candidates to this patient's before any JSON is read.
+        # Earlier = an unprocessed creation event whose (event time, seq) comes first: processed
+        # means delivered (or given up on purpose: revoked, deleted). The resource's compartment
+        # narrows the candidates to this patient's before any JSON is read.
+        mine = (_event_ms(notification), event.seq)
         rows = tx.conn.execute(
-            select(resource.c.id, resource.c.content)
+            select(resource.c.id, resource.c.content, outbox.c.seq)
             .select_from(
                 outbox.join(
                     resource,
@@ -146,7 +158,7 @@ class DeliveryHandler:
                 outbox.c.res_type == _TYPE,
                 outbox.c.action == Action.CREATE.value,
                 outbox.c.processed_at.is_(None),
-                outbox.c.seq < event.seq,
+                outbox.c.seq != event.seq,
                 resource.c.patient_id == patient_id
                 if patient_id is not None
                 else resource.c.patient_id.is_(None),
@@ -161,6 +173,7 @@ class DeliveryHandler:
                 and other.get("status") == "active"
                 and channel_of(dict(other)) == channel
                 and endpoint_of(dict(other)) == endpoint
+                and (_event_ms(dict(other)), row.seq) < mine
             ):
                 raise DeliveryDeferred(
                     f"waiting for {_TYPE}/{row.id}, an earlier notification to the same "
