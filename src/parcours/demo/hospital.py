@@ -128,9 +128,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--patient", help="Patient/ID (default: a patient of the demo GP)")
     parser.add_argument("--er", action="store_true", help="an ER arrival (A04, PV1-2 = E)")
     parser.add_argument("--discharge", action="store_true", help="a discharge (A03)")
-    parser.add_argument(
-        "--stay", help="stay number (default: a new one); reuse it to discharge"
-    )
+    parser.add_argument("--stay", help="stay number (default: a new one); reuse it to discharge")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--mllp-port", type=int, default=2575)
     parser.set_defaults(func=_cmd)

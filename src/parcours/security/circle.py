@@ -152,6 +152,10 @@ def on_write(tx: Transaction, new: dict[str, Any] | None, old: dict[str, Any] | 
         rows = _careteam_rows(tx, new) if new is not None else []
         if rows:
             tx.conn.execute(insert(care_member), [{**r, "careteam_id": res_id} for r in rows])
+    elif kind == "PractitionerRole":
+        from parcours.security.policy import forget_keys
+
+        forget_keys(tx)
     elif kind == "Consent":
         tx.conn.execute(delete(care_opposition).where(care_opposition.c.consent_id == res_id))
         rows = _opposition_rows(tx, new) if new is not None else []

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -289,7 +290,12 @@ class Access:
         )
 
     def _reachable(self) -> Select[Any]:
-        """Patients of the caller's circles and break-the-glass grants (oppositions apart)."""
+        """Patients of the caller's circles and break-the-glass grants (oppositions apart).
+
+        Grants are read from the database only when the caller holds one (``glass``, cached a
+        couple of seconds, dropped at once in this process when a grant is made): the usual
+        query stays one indexed look-up of the caller's memberships.
+        """
         roles = self.principal.roles
         tests: list[ColumnElement[bool]] = []
         keys = (*self.member_keys, *self.org_keys)
@@ -304,6 +310,8 @@ class Access:
         if not tests:
             return grants
         circle = select(care_member.c.patient_id).where(or_(*tests), self._active(care_member))
+        if not self.glass:
+            return circle
         return union(circle, grants)  # type: ignore[return-value]
 
     def patient_condition(self, column: Any) -> ColumnElement[bool]:
@@ -417,49 +425,79 @@ def sees_pseudonyms(principal: Principal) -> bool:
     return "analyst" in roles and not roles & (_CLINICAL_ROLES | {"admin", "system"})
 
 
+# The caller's roles and break-the-glass grants are read on every request and change rarely:
+# kept per store for CACHE_SECONDS, and dropped at once in this process when a PractitionerRole
+# or a grant is written (other processes see the change within CACHE_SECONDS). Only the keys
+# are cached: care-circle memberships and oppositions are always read by the SQL filter.
+CACHE_SECONDS = 2.0
+_CACHE = "security.policy"
+
+
+def _cache(
+    tx: Transaction,
+) -> dict[str, tuple[float, tuple[str, ...], tuple[str, ...], frozenset[str]]]:
+    cache: dict[str, tuple[float, tuple[str, ...], tuple[str, ...], frozenset[str]]]
+    cache = tx.store.caches.setdefault(_CACHE, {})
+    return cache
+
+
+def forget_keys(tx: Transaction) -> None:
+    """After this transaction commits, drop the cached keys (a role or a grant changed)."""
+    store = tx.store
+    tx.after_commit.append(lambda: store.caches.pop(_CACHE, None))
+
+
 def access_for(tx: Transaction, principal: Principal, at_ms: int | None = None) -> Access:
     """The caller's ``Access``: their roles, their PractitionerRoles and organisations."""
     now = now_ms() if at_ms is None else at_ms
     if principal.is_admin:
         return Access(principal, now)
-    members: list[str] = []
-    orgs: list[str] = []
-    practitioner = principal.practitioner
-    if practitioner and practitioner.startswith("Practitioner/"):
-        members.append(practitioner)
-        role = resource.alias()
-        ref = idx_reference
-        rows = tx.conn.execute(
-            select(role.c.id, role.c.content)
-            .join(ref, ref.c.resource_pk == role.c.pk)
-            .where(
-                ref.c.res_type == "PractitionerRole",
-                ref.c.param == "practitioner",
-                ref.c.target_type == "Practitioner",
-                ref.c.target_id == practitioner.split("/", 1)[1],
-                ref.c.target_url.is_(None),
-                role.c.deleted.is_(False),
-            )
-        )
-        for row in rows:
-            if row.content.get("active") is False:
-                continue
-            members.append(f"PractitionerRole/{row.id}")
-            org = reference_key(tx, row.content.get("organization"))
-            if org is not None and org not in orgs:
-                orgs.append(org)
-    glass = tx.conn.execute(
+    cache = _cache(tx)
+    key = f"{principal.subject}|{principal.practitioner}"
+    cached = cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+        _at, members, orgs, glass = cached
+        return Access(principal, now, members, orgs, glass)
+    members, orgs = _keys(tx, principal.practitioner)
+    rows = tx.conn.execute(
         select(access_grant.c.patient_id).where(
             access_grant.c.subject == principal.subject, access_grant.c.expires_ms > now
         )
     )
-    return Access(
-        principal,
-        now,
-        tuple(members),
-        tuple(orgs),
-        frozenset(r.patient_id for r in glass),
+    glass = frozenset(r.patient_id for r in rows)
+    cache[key] = (time.monotonic(), members, orgs, glass)
+    return Access(principal, now, members, orgs, glass)
+
+
+def _keys(tx: Transaction, practitioner: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The practitioner and their active roles, and the organisations of those roles."""
+    members: list[str] = []
+    orgs: list[str] = []
+    if not practitioner or not practitioner.startswith("Practitioner/"):
+        return (), ()
+    members.append(practitioner)
+    role = resource.alias()
+    ref = idx_reference
+    rows = tx.conn.execute(
+        select(role.c.id, role.c.content)
+        .join(ref, ref.c.resource_pk == role.c.pk)
+        .where(
+            ref.c.res_type == "PractitionerRole",
+            ref.c.param == "practitioner",
+            ref.c.target_type == "Practitioner",
+            ref.c.target_id == practitioner.split("/", 1)[1],
+            ref.c.target_url.is_(None),
+            role.c.deleted.is_(False),
+        )
     )
+    for row in rows:
+        if row.content.get("active") is False:
+            continue
+        members.append(f"PractitionerRole/{row.id}")
+        org = reference_key(tx, row.content.get("organization"))
+        if org is not None and org not in orgs:
+            orgs.append(org)
+    return tuple(members), tuple(orgs)
 
 
 def break_glass(tx: Transaction, access: Access, patient_id: str, reason: str, seconds: int) -> int:
@@ -488,6 +526,7 @@ def break_glass(tx: Transaction, access: Access, patient_id: str, reason: str, s
             expires_ms=expires,
         )
     )
+    forget_keys(tx)
     return expires
 
 

@@ -142,6 +142,9 @@ class Store:
         # The audit trail (parcours.audit), and how to describe writes that no entry point
         # described (the platform's own work: HL7 intake, merges, imports).
         self.audit: AuditSink | None = None
+        # Per-store caches of derived data, owned and invalidated by the modules that fill them
+        # (the access policy's keys).
+        self.caches: dict[str, Any] = {}
         self.audit_writes: Callable[[Transaction], list[Any]] | None = None
         # SQLite has one writer at a time and its busy handler is not fair: under load a
         # waiting writer can starve past the busy timeout. Queueing this process's writers on

@@ -76,7 +76,7 @@ def test_email_carries_the_minimum(
         assert tx.read("CommunicationRequest", "ntf-e1")["status"] == "completed"
 
 
-def test_no_relay_is_a_retried_failure(
+def test_no_relay_puts_the_email_on_hold(
     make_platform: Callable[..., Platform], dispatcher_for: Callable[..., Dispatcher]
 ) -> None:
     platform = make_platform()  # PARCOURS_SMTP_HOST unset
@@ -87,7 +87,7 @@ def test_no_relay_is_a_retried_failure(
             tx, "ntf-e2", pid="pat1", channel=CHANNEL_EMAIL, endpoint="mailto:a@b.mssante.fr"
         )
     dispatcher_for(platform).run_once()
-    [row] = deliveries(platform.store, failed=True)
-    assert row.state == "retrying" and "PARCOURS_SMTP_HOST" in (row.last_error or "")
+    # Parked, not retried in a loop, and not counted as delivered.
+    assert deliveries(platform.store, failed=True) == []
     with platform.store.begin(readonly=True) as tx:
-        assert tx.read("CommunicationRequest", "ntf-e2")["status"] == "active"
+        assert tx.read("CommunicationRequest", "ntf-e2")["status"] == "on-hold"

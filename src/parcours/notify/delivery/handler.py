@@ -118,6 +118,14 @@ class DeliveryHandler:
                 f"{_TYPE}/{notification_id} names no Parcours channel or no recipient-endpoint"
             )
         patient_id = tx.compartment(_TYPE, notification_id)
+        if channel == CHANNEL_EMAIL and not self.settings.smtp_host:
+            # No relay configured (the embedded demo): park it, visible and not retried in a
+            # loop; it is not "delivered" and does not hold the patient's later e-mails.
+            log.warning(
+                "%s/%s: no SMTP relay (PARCOURS_SMTP_HOST): on hold", _TYPE, notification_id
+            )
+            tx.update({**notification, "status": "on-hold"})
+            return
         if channel != CHANNEL_INAPP:
             self._wait_for_earlier(tx, event, notification, patient_id, channel, endpoint)
         if channel == CHANNEL_REST_HOOK:
