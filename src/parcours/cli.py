@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from parcours.config import ConfigError, Settings, load_settings
+from parcours.cli_support import settings_or_exit
+from parcours.config import Settings
 
 if TYPE_CHECKING:
     from parcours.store import Store
@@ -16,10 +17,7 @@ __all__ = ["main"]
 
 
 def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise SystemExit(f"parcours: configuration error: {exc}") from None
+    return settings_or_exit()
 
 
 def _cmd_db(args: argparse.Namespace) -> int:

@@ -3,14 +3,11 @@ to tamper with the trail the way an intruder with database access would."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from parcours.audit import AuditEntry, AuditTrail
 from parcours.config import Settings
@@ -81,35 +78,6 @@ def platform(database_url: str) -> Iterator[Platform]:
         yield platform
     finally:
         platform.close()
-
-
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    module = config.pluginmanager.get_plugin(str(path))
-    assert module is not None, "tests/conftest.py is not loaded"
-    return module  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def module_database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """``database_url`` shared by a whole module (for tests that only read)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('audit') / 'parcours.db'}"
-        return
-    root = _root_conftest(request.config)
-    root.require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(root.PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield root.pg_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ inbox, and a receiver down for a minute gets everything afterwards, in order per
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from processes import ack_code, free_port, serving
 from sqlalchemy import text
 
 from parcours.auth import issue_token
@@ -37,15 +37,7 @@ from parcours.security.principal import Principal
 from parcours.store.schema_version import ensure_schema
 
 TOKEN = "e2e-notify-token-" + "x" * 16
-VT, FS, CR = b"\x0b", b"\x1c", b"\x0d"
 FAC = "CH-E2E&330000999&M"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # ---- the outside world ---------------------------------------------------------------------
@@ -106,15 +98,7 @@ class World:
     patients: dict[str, str]
 
     def send(self, message: str) -> str:
-        with socket.create_connection(("127.0.0.1", self.mllp_port), timeout=30) as sock:
-            sock.sendall(VT + message.encode("utf-8") + FS + CR)
-            data = b""
-            while not data.endswith(FS + CR):
-                chunk = sock.recv(65536)
-                assert chunk, "no ACK"
-                data += chunk
-        msa = next(s for s in data.decode().split("\r") if s.startswith("MSA|"))
-        return msa.split("|")[1]
+        return ack_code(self.mllp_port, message)
 
 
 def pam(
@@ -207,9 +191,9 @@ def world(database_url: str) -> Iterator[World]:
     http_server = _receiver_server(receiver)
     threading.Thread(target=http_server.serve_forever, daemon=True).start()
     mailbox = Mailbox()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    port, mllp_port = _free_port(), _free_port()
+    port, mllp_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -224,32 +208,12 @@ def world(database_url: str) -> Iterator[World]:
     settings = Settings(database_url=database_url, admin_token=TOKEN, base_url=base)
     platform = build_platform(settings)
     ensure_schema(platform.store.engine)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "parcours.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--mllp-port",
-            str(mllp_port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "the platform did not become ready"
-            time.sleep(0.2)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(http_server.shutdown)
+        cleanup.callback(smtp.stop)
+        cleanup.callback(platform.close)
+        # Entered last, so the server stops before its outside world does.
+        cleanup.enter_context(serving(env, port, mllp_port))
         headers = {"Authorization": f"Bearer {TOKEN}"}
         with httpx.Client(base_url=f"{base}/fhir", headers=headers, timeout=30) as fhir:
             world = World(fhir, mllp_port, database_url, env, receiver, mailbox, {})
@@ -290,16 +254,6 @@ def world(database_url: str) -> Iterator[World]:
             )
             assert created.status_code == 201, created.text
             yield world
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        platform.close()
-        smtp.stop()
-        http_server.shutdown()
 
 
 def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:

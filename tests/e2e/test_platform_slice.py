@@ -9,26 +9,16 @@ applied once.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
+from processes import ack_code, free_port, serving
 
 TOKEN = "e2e-token-" + "x" * 16
-VT, FS, CR = b"\x0b", b"\x1c", b"\x0d"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -37,56 +27,26 @@ class Platform:
     mllp_port: int
 
     def send(self, message: str) -> str:
-        """Send one framed message and return the MSA-1 code of its ACK."""
-        with socket.create_connection(("127.0.0.1", self.mllp_port), timeout=30) as sock:
-            sock.sendall(VT + message.encode("utf-8") + FS + CR)
-            data = b""
-            while not data.endswith(FS + CR):
-                chunk = sock.recv(65536)
-                assert chunk, "the listener closed the connection without an ACK"
-                data += chunk
-        segments = data.strip(VT + FS + CR).decode("utf-8").split("\r")
-        msa = next(s for s in segments if s.startswith("MSA|"))
-        return msa.split("|")[1]
+        """Send one message and return the MSA-1 code of its ACK."""
+        return ack_code(self.mllp_port, message)
 
 
 @pytest.fixture
 def platform(database_url: str, tmp_path: object) -> Iterator[Platform]:
     env = {**os.environ, "PARCOURS_DATABASE_URL": database_url, "PARCOURS_ADMIN_TOKEN": TOKEN}
-    run = [sys.executable, "-m", "parcours.cli"]
     demo = subprocess.run(
-        [*run, "demo", "--patients", "30"], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "parcours.cli", "demo", "--patients", "30"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert demo.returncode == 0, demo.stderr
-    port, mllp_port = _free_port(), _free_port()
-    server = subprocess.Popen(
-        [*run, "serve", "--port", str(port), "--mllp-port", str(mllp_port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "the platform did not become ready"
-            time.sleep(0.2)
+    port, mllp_port = free_port(), free_port()
+    with serving(env, port, mllp_port) as base:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         with httpx.Client(base_url=f"{base}/fhir", headers=headers, timeout=30) as fhir:
             yield Platform(fhir, mllp_port)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def _ins_of(patient: dict[str, object]) -> str:

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+from processes import free_port
 from sqlalchemy import create_engine, func, select
 
 from parcours.store.engine import normalise_url
@@ -25,15 +26,6 @@ from parcours.store.schema import outbox, resource_version
 
 TOKEN = "crash-token-" + "y" * 16
 TAG = "urn:test:crash-batch"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -99,7 +91,7 @@ def _tags(client: httpx.Client, res_type: str) -> Counter[str]:
 def test_sigkill_mid_stream_loses_nothing_committed_and_leaves_nothing_partial(
     database_url: str,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PARCOURS_DATABASE_URL": database_url,

@@ -10,18 +10,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from audit_oracle import Recorder, expected_events, last_seq, recorded_events
-from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 
 from parcours.config import Settings
@@ -31,35 +27,6 @@ from parcours.store.schema_version import ensure_schema
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    """tests/conftest.py, to reuse its PostgreSQL helpers (a module-scoped twin of database_url)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    module = config.pluginmanager.get_plugin(str(path))
-    assert module is not None, "tests/conftest.py is not loaded"
-    return module  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def module_database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('fhir') / 'parcours.db'}"
-        return
-    root = _root_conftest(request.config)
-    root.require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(root.PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield root.pg_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _free_port() -> int:

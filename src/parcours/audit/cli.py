@@ -77,7 +77,7 @@ def _cli_principal() -> Principal:
 
 
 def run(args: argparse.Namespace) -> int:
-    from parcours.config import ConfigError, load_settings
+    from parcours.cli_support import settings_or_exit
     from parcours.platform import build_platform
     from parcours.store.clock import now_ms
     from parcours.store.schema_version import SchemaBehind, ensure_schema
@@ -85,11 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from .entry import AuditEntry
     from .trail import AuditTrail
 
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        raise SystemExit(f"parcours: configuration error: {exc}") from None
-    platform = build_platform(settings)
+    platform = build_platform(settings_or_exit())
     try:
         ensure_schema(platform.store.engine)
         trail = AuditTrail(platform.store)

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from parcours.config import ConfigError, Settings, load_settings
+from parcours.cli_support import on_platform
 
 if TYPE_CHECKING:
     from parcours.platform import Platform
@@ -19,31 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise SystemExit(f"parcours: configuration error: {exc}") from None
-
-
 def _run(args: argparse.Namespace) -> int:
-    from parcours.errors import ParcoursError
-    from parcours.platform import build_platform
-    from parcours.store.schema_version import SchemaBehind, ensure_schema
-
-    platform = build_platform(_settings())
-    try:
-        ensure_schema(platform.store.engine)
-        code: int = args.notify_func(args, platform)
-        return code
-    except SchemaBehind as exc:
-        print(f"parcours: {exc}", file=sys.stderr)
-        return 2
-    except ParcoursError as exc:
-        print(f"parcours notify: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
-        platform.close()
+    return on_platform(lambda platform: int(args.notify_func(args, platform)), "notify")
 
 
 def _deliveries(args: argparse.Namespace, platform: Platform) -> int:
