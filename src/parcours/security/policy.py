@@ -27,6 +27,7 @@ The rules (decision D16 in docs/decisions.md):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -36,10 +37,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
+    Connection,
     FromClause,
     Select,
     and_,
+    bindparam,
     insert,
     literal,
     or_,
@@ -214,7 +218,10 @@ class Access:
     org_keys: tuple[str, ...] = ()
     # Patients open to the caller by a current break-the-glass grant.
     glass: frozenset[str] = frozenset()
+    # The transaction's connection, to list the visible patients once (``visible``).
+    conn: Connection | None = field(default=None, compare=False)
     _cache: dict[tuple[str, bool], Rule] = field(default_factory=dict, compare=False)
+    _visible: list[frozenset[str] | None] = field(default_factory=list, compare=False)
 
     @property
     def unrestricted(self) -> bool:
@@ -277,17 +284,48 @@ class Access:
     # ---- rows -------------------------------------------------------------------------------
 
     def _active(self, table: Any) -> ColumnElement[bool]:
-        now = self.now_ms
-        return and_(
-            or_(table.c.start_ms.is_(None), table.c.start_ms <= now),
-            or_(table.c.end_ms.is_(None), table.c.end_ms > now),
-        )
+        return _active(table, self.now_ms)
 
     def _opposed(self) -> Select[Any]:
-        actors = (*self.member_keys, *self.org_keys, "*")
         return select(care_opposition.c.patient_id).where(
-            care_opposition.c.actor.in_(actors), self._active(care_opposition)
+            care_opposition.c.actor.in_(self._actors()), self._active(care_opposition)
         )
+
+    def _actors(self) -> tuple[str, ...]:
+        return (*self.member_keys, *self.org_keys, "*")
+
+    def visible(self) -> frozenset[str] | None:
+        """The patients the caller may see now, read once per read-only transaction; None
+        when there are more than ``VISIBLE_LIST_MAX``, or in a transaction that writes (its own
+        writes may change the circles): the SQL filter then embeds the membership query.
+
+        Why a list: a professional follows tens of patients, and an indexed IN list costs the
+        searches (and PostgreSQL's planner) much less than membership subqueries repeated in
+        the search, its count and its includes.
+        """
+        if not self._visible:
+            self._visible.append(self._read_visible())
+        return self._visible[0]
+
+    def _read_visible(self) -> frozenset[str] | None:
+        if self.conn is None or not self.conn.info.get("readonly"):
+            return None
+        keys = (*self.member_keys, *self.org_keys)
+        coordinated = "coordinator" in self.principal.roles and bool(self.org_keys)
+        statement = _visible_statement(bool(keys), coordinated, bool(self.glass))
+        values: dict[str, Any] = {
+            "now": self.now_ms,
+            "actors": list(self._actors()),
+            "limit": VISIBLE_LIST_MAX + 1,
+        }
+        if keys:
+            values["keys"] = list(keys)
+        if coordinated:
+            values["orgs"] = list(self.org_keys)
+        if self.glass or not keys:
+            values["subject"] = self.principal.subject
+        ids = frozenset(row[0] for row in self.conn.execute(statement, values))
+        return None if len(ids) > VISIBLE_LIST_MAX else ids
 
     def _reachable(self) -> Select[Any]:
         """Patients of the caller's circles and break-the-glass grants (oppositions apart).
@@ -315,6 +353,9 @@ class Access:
         return union(circle, grants)  # type: ignore[return-value]
 
     def patient_condition(self, column: Any) -> ColumnElement[bool]:
+        visible = self.visible()
+        if visible is not None:
+            return column.in_(sorted(visible)) if visible else literal(False)
         return and_(column.in_(self._reachable()), column.not_in(self._opposed()))
 
     def condition(self, alias: FromClause, res_type: str | None) -> ColumnElement[bool] | None:
@@ -366,6 +407,9 @@ class Access:
     def sees_patient(self, tx: Transaction, patient_id: str) -> bool:
         if self.rule("Patient") == "all" or self.unrestricted:
             return True
+        visible = self.visible() if self.conn is tx.conn else None
+        if visible is not None:
+            return patient_id in visible
         row = tx.conn.execute(
             select(literal(1)).where(self.patient_condition(literal(patient_id)))
         ).first()
@@ -419,6 +463,45 @@ class Access:
         return "BTG" if self.glass and not self.glass.isdisjoint(patient_ids) else None
 
 
+# Above this many visible patients the row filter embeds the membership query (``visible``).
+VISIBLE_LIST_MAX = 1000
+
+
+def _active(table: Any, now: int | BindParameter[int]) -> ColumnElement[bool]:
+    return and_(
+        or_(table.c.start_ms.is_(None), table.c.start_ms <= now),
+        or_(table.c.end_ms.is_(None), table.c.end_ms > now),
+    )
+
+
+@functools.cache
+def _visible_statement(by_keys: bool, coordinated: bool, glass: bool) -> Any:
+    """``Access._reachable`` minus ``Access._opposed`` with bound parameters, built once per
+    shape (building SQLAlchemy expressions costs more than running this indexed query)."""
+    now: BindParameter[int] = bindparam("now")
+    tests: list[ColumnElement[bool]] = []
+    if by_keys:
+        keys: BindParameter[list[str]] = bindparam("keys", expanding=True)
+        tests.append(and_(care_member.c.member.in_(keys), care_member.c.via == "member"))
+    if coordinated:
+        tests.append(care_member.c.member_org.in_(bindparam("orgs", expanding=True)))
+    grants = select(access_grant.c.patient_id).where(
+        access_grant.c.subject == bindparam("subject"), access_grant.c.expires_ms > now
+    )
+    if tests:
+        circle = select(care_member.c.patient_id).where(or_(*tests), _active(care_member, now))
+        reachable: Any = union(circle, grants) if glass else circle
+    else:
+        reachable = grants
+    opposed = select(care_opposition.c.patient_id).where(
+        care_opposition.c.actor.in_(bindparam("actors", expanding=True)),
+        _active(care_opposition, now),
+    )
+    patients = reachable.subquery()
+    column = patients.c.patient_id
+    return select(column).where(column.not_in(opposed)).limit(bindparam("limit"))
+
+
 def sees_pseudonyms(principal: Principal) -> bool:
     """An analyst without another role reads pseudonymised data only."""
     roles = principal.roles
@@ -457,7 +540,7 @@ def access_for(tx: Transaction, principal: Principal, at_ms: int | None = None) 
     cached = cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
         _at, members, orgs, glass = cached
-        return Access(principal, now, members, orgs, glass)
+        return Access(principal, now, members, orgs, glass, tx.conn)
     members, orgs = _keys(tx, principal.practitioner)
     rows = tx.conn.execute(
         select(access_grant.c.patient_id).where(
@@ -466,7 +549,7 @@ def access_for(tx: Transaction, principal: Principal, at_ms: int | None = None) 
     )
     glass = frozenset(r.patient_id for r in rows)
     cache[key] = (time.monotonic(), members, orgs, glass)
-    return Access(principal, now, members, orgs, glass)
+    return Access(principal, now, members, orgs, glass, tx.conn)
 
 
 def _keys(tx: Transaction, practitioner: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
