@@ -20,12 +20,22 @@ from sqlalchemy import text, update
 
 from conftest import Server
 from parcours.auth import issue_token
+from parcours.security import policy
 from parcours.security.principal import Principal
 from parcours.security.tables import access_grant
 
 
 def _ref(kind: str, res_id: str) -> dict[str, str]:
     return {"reference": f"{kind}/{res_id}"}
+
+
+@pytest.fixture(autouse=True, params=["patient-list", "membership-subquery"])
+def row_filter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both forms of the policy's row filter: the list of visible patients read once per
+    request, and the membership subqueries used beyond ``VISIBLE_LIST_MAX`` patients."""
+    if request.param == "membership-subquery":
+        monkeypatch.setattr(policy, "VISIBLE_LIST_MAX", 0)
+    return str(request.param)
 
 
 @dataclass
