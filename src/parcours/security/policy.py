@@ -36,20 +36,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
     FromClause,
     Select,
+    String,
     and_,
+    any_,
     bindparam,
+    func,
     insert,
     literal,
     or_,
     select,
     union,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from parcours.errors import Forbidden, InvalidInput, NotFound
@@ -355,7 +360,7 @@ class Access:
     def patient_condition(self, column: Any) -> ColumnElement[bool]:
         visible = self.visible()
         if visible is not None:
-            return column.in_(sorted(visible)) if visible else literal(False)
+            return _one_of(column, sorted(visible), self.conn) if visible else literal(False)
         return and_(column.in_(self._reachable()), column.not_in(self._opposed()))
 
     def condition(self, alias: FromClause, res_type: str | None) -> ColumnElement[bool] | None:
@@ -500,6 +505,19 @@ def _visible_statement(by_keys: bool, coordinated: bool, glass: bool) -> Any:
     patients = reachable.subquery()
     column = patients.c.patient_id
     return select(column).where(column.not_in(opposed)).limit(bindparam("limit"))
+
+
+def _one_of(column: Any, values: list[str], conn: Connection | None) -> ColumnElement[bool]:
+    """``column IN values`` as ONE bound parameter (an array on PostgreSQL, a JSON list on
+    SQLite): with an expanded IN, hundreds of parameters are rendered, bound and planned again
+    in the search, its count and each include."""
+    if conn is not None and conn.dialect.name == "postgresql":
+        array: BindParameter[Any] = bindparam(None, values, type_=postgresql.ARRAY(String))
+        listed: ColumnElement[bool] = column == any_(array)
+        return listed
+    items = func.json_each(bindparam(None, orjson.dumps(values).decode(), type_=String))
+    within: ColumnElement[bool] = column.in_(select(items.table_valued("value").c.value))
+    return within
 
 
 def sees_pseudonyms(principal: Principal) -> bool:
