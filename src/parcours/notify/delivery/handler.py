@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import httpx
 from sqlalchemy import and_, func, insert, select
 
 from parcours.config import Settings
@@ -96,6 +97,14 @@ class DeliveryHandler:
         # One per process: the inbox routes of this process listen to it.
         self.signal = signal or InboxSignal()
         self._clock = clock
+        # One connection pool per process: a client per POST would build a new TLS context
+        # each time (≈ 40 ms, the largest cost of a delivery in bench/notify_bench.py).
+        self._http: httpx.Client | None = None
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client()
+        return self._http
 
     def handle(self, event: OutboxEvent, tx: Transaction) -> None:
         if event.res_type != _TYPE or event.action != Action.CREATE:
@@ -233,6 +242,7 @@ class DeliveryHandler:
             notification_id=event.res_id,
             headers=resthook.hook_headers(notification, subscription),
             timeout=self.settings.rest_hook_timeout_seconds,
+            client=self._client(),
         )
 
     def _subscription_event_number(self, tx: Transaction, sub_id: str, res_id: str) -> int:
