@@ -10,35 +10,17 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Route
 
 from parcours.auth import auth_routes
 from parcours.fhir import create_fhir_app, fhir_routes
+from parcours.notify.delivery import DeliveryHandler
 from parcours.notify.delivery.routes import inbox_routes
 from parcours.ops import Metrics, ops_middleware, ops_routes
 from parcours.platform import Platform
 from parcours.store.outbox import Dispatcher, dispatching
+from parcours.web import web_routes
 
 __all__ = ["create_app"]
-
-_HOME = """<!doctype html>
-<html lang="fr"><head><meta charset="utf-8"><title>Parcours</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><main>
-<h1>Parcours — plateforme régionale de coordination des parcours</h1>
-<p>L'espace de travail des coordinateurs arrive avec la prochaine version.
-Les services disponibles :</p>
-<ul>
-<li><a href="fhir/metadata">API FHIR R4</a> (déclaration de conformité)</li>
-<li><a href="healthz">État du service</a></li>
-</ul>
-</main></body></html>"""
-
-
-async def _home(_request: Request) -> HTMLResponse:
-    return HTMLResponse(_HOME)
 
 
 def create_app(platform: Platform, *, dispatch: bool | None = None) -> Starlette:
@@ -59,13 +41,19 @@ def create_app(platform: Platform, *, dispatch: bool | None = None) -> Starlette
             yield
 
     fhir_app = create_fhir_app(platform, platform.authenticator)
+    delivery = next((h for h in platform.handlers if isinstance(h, DeliveryHandler)), None)
     return Starlette(
         routes=[
-            Route("/", _home, methods=["GET", "HEAD"]),
             *ops_routes(platform, metrics),
             *auth_routes(platform.authenticator),
             *inbox_routes(platform),
             *fhir_routes(fhir_app),
+            # The coordinator's workspace (/, /patients, ...): the same engine as /fhir.
+            *web_routes(
+                fhir_app.engine,
+                platform.authenticator,
+                delivery.signal if delivery is not None else None,
+            ),
         ],
         middleware=ops_middleware(metrics),
         lifespan=lifespan,

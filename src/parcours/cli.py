@@ -11,6 +11,7 @@ from parcours.cli_support import settings_or_exit
 from parcours.config import Settings
 
 if TYPE_CHECKING:
+    from parcours.platform import Platform
     from parcours.store import Store
 
 __all__ = ["main"]
@@ -32,6 +33,17 @@ def _cmd_db(args: argparse.Namespace) -> int:
             upgrade(engine)
             after = current_revision(engine)
             print(f"schema: {before or 'empty'} -> {after}" if before != after else f"at {after}")
+            # Reference data the migrations cannot write through the repository (D21).
+            from parcours.pathways import load_library
+            from parcours.platform import build_platform
+
+            loaded = build_platform(settings)
+            try:
+                stored = [o for o in load_library(loaded.store) if o[2] != "unchanged"]
+            finally:
+                loaded.close()
+            for pathway, version, outcome in stored:
+                print(f"pathway {pathway} {version}: {outcome}")
         elif args.db_command == "current":
             print(f"current: {current_revision(engine) or 'empty'}; head: {head_revision()}")
         elif args.db_command == "reindex":
@@ -44,6 +56,17 @@ def _cmd_db(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     return 0
+
+
+def _demo_accounts(platform: Platform) -> None:
+    """The web workspace's demo logins (README), never on a production platform."""
+    from parcours.web import DEMO_PASSWORD, ensure_demo_accounts
+
+    if platform.settings.production:
+        return
+    created = ensure_demo_accounts(platform.store, platform.settings)
+    if created:
+        print(f"demo accounts: {', '.join(created)} (password {DEMO_PASSWORD!r}, no TOTP)")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -60,10 +83,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         except DemoDatabaseNotEmpty as exc:
             if args.if_empty:
                 print("demo: database already holds data, nothing loaded")
+                _demo_accounts(platform)
                 return 0
             print(f"parcours demo: {exc}", file=sys.stderr)
             return 1
         print(f"demo loaded: {summary}")
+        # The shipped pathways (reference data), after the demo: it needs an empty database.
+        from parcours.pathways import load_library
+
+        load_library(platform.store)
+        _demo_accounts(platform)
     except SchemaBehind as exc:
         print(f"parcours demo: {exc}", file=sys.stderr)
         return 2
@@ -233,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     from parcours.directory import cli as directory_cli
 
     directory_cli.register(sub)
+    from parcours.coordination import cli as coordination_cli
+
+    coordination_cli.register(sub)
     from parcours.audit import cli as audit_cli
 
     audit_cli.register(sub)
@@ -245,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     from parcours.demo import hospital
 
     hospital.register(sub)
+    from parcours.pathways import cli as pathways_cli
+
+    pathways_cli.register(sub)
     return parser
 
 

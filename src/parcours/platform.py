@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from parcours import pathways
 from parcours.audit import AuditTrail
 from parcours.audit.writes import login_entry, platform_writes
 from parcours.auth import Authenticator
 from parcours.config import Settings
+from parcours.coordination.rules import CoordinationRules
 from parcours.fhir.validation import make_validator
 from parcours.identity import IdentityService, identity_service
 from parcours.notify import subscriptions as notify_subscriptions
 from parcours.notify.delivery import DeliveryHandler
 from parcours.notify.emitter import EventEmitter
 from parcours.notify.manager import NotificationManager
+from parcours.ppcs import rules as ppcs_rules
 from parcours.security import circle
 from parcours.store import Store, make_engine
 from parcours.store.outbox import Handler
@@ -66,6 +69,14 @@ def build_platform(settings: Settings) -> Platform:
     store.audit_writes = platform_writes
     # Subscription owners are known only in the request's transaction (issue 6).
     store.write_hooks.append(notify_subscriptions.on_write)
+    # A signed PPCS version is read-only; sign-off goes through $ppcs-sign (docs/ppcs.md).
+    store.write_hooks.append(ppcs_rules.on_write)
+    # Coordination requests obey their state machine on every Task write (docs/coordination.md).
+    store.write_hooks.append(CoordinationRules().on_write)
+    # A pathway PlanDefinition (PUT, Bundle, CLI) must compile; pathway Tasks are indexed for
+    # the overdue sweep (docs/pathways.md).
+    store.write_hooks.append(pathways.check_plan)
+    store.derived_hooks.append(pathways.index_tasks)
     authenticator = Authenticator(store, settings)
     # A login the trail cannot record fails (the authenticator lets listener errors through).
     authenticator.login_listeners.append(lambda event: audit.record([login_entry(event)]))
@@ -83,5 +94,7 @@ def build_platform(settings: Settings) -> Platform:
             NotificationManager(),
             # Then deliver the notification requests (rest-hook, e-mail, in-app inbox).
             DeliveryHandler(settings),
+            # Pathway progress when a client completes a Task or answers a form over REST.
+            pathways.PathwayReactor(),
         ],
     )

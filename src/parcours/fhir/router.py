@@ -16,6 +16,7 @@ from typing import Literal
 
 from sqlalchemy.exc import DataError, StatementError
 
+from parcours.coordination import operations as coordination_ops
 from parcours.errors import InvalidInput, NotFound, ParcoursError
 from parcours.fhir import audit_api, patient_access
 from parcours.fhir import interactions as fhir
@@ -27,6 +28,8 @@ from parcours.fhir.context import FhirContext
 from parcours.fhir.exposure import outgoing
 from parcours.fhir.outcome import from_error
 from parcours.fhir.request import FhirRequest, FhirResponse
+from parcours.pathways import api as pathway_api
+from parcours.ppcs import operations as ppcs_ops
 from parcours.security.policy import access_for, pseudonym_key, pseudonymise, sees_pseudonyms
 from parcours.store import Transaction
 from parcours.store.clock import instant, now_ms
@@ -82,6 +85,27 @@ def _audit_is_read_only(
     raise error
 
 
+def _ppcs(name: str) -> TxHandler:
+    """A PPCS operation, looked up when called: parcours.ppcs.operations imports this package,
+    so it may still be loading when this module builds its routes."""
+
+    def handler(
+        req: FhirRequest, tx: Transaction, ctx: FhirContext, p: dict[str, str]
+    ) -> FhirResponse:
+        operation: TxHandler = getattr(ppcs_ops, name)
+        return operation(req, tx, ctx, p)
+
+    return handler
+
+
+def _ppcs_engine(name: str) -> EngineHandler:
+    def handler(req: FhirRequest, engine: FhirEngine) -> FhirResponse:
+        operation: EngineHandler = getattr(ppcs_ops, name)
+        return operation(req, engine)
+
+    return handler
+
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", ("metadata",), "engine", engine_handler=_capabilities),
     # The audit trail is not in the resource store (before the generic "{type}" routes).
@@ -111,6 +135,28 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", ("Patient", "$merge"), "write", patient_ops.patient_merge, audit="merge"),
     Route("POST", ("Patient", "$unmerge"), "write", patient_ops.patient_unmerge, audit="merge"),
     Route("GET", ("Patient", "{id}", "$everything"), "read", patient_access.patient_everything),
+    # Pathway enrolment: stores the CarePlan and its Tasks (docs/pathways.md).
+    Route("POST", ("PlanDefinition", "{id}", "$apply"), "write", pathway_api.plan_apply),
+    # PPCS documents and sign-off (parcours.ppcs, docs/ppcs.md).
+    *(
+        Route("GET", (*at, operation), "read", handler)
+        for at in (("CarePlan", "{id}"), ("CarePlan", "{id}", "_history", "{vid}"))
+        for operation, handler in (
+            ("$ppcs-html", _ppcs("ppcs_html")),
+            ("$ppcs-pdf", _ppcs("ppcs_pdf")),
+        )
+    ),
+    Route(
+        "POST",
+        ("CarePlan", "{id}", "$ppcs-sign"),
+        "engine",
+        engine_handler=_ppcs_engine("ppcs_sign"),
+    ),
+    # Coordination requests (parcours.coordination, docs/coordination.md).
+    *(
+        Route(method, pattern, "read" if mode == "read" else "write", handler)
+        for method, pattern, mode, handler in coordination_ops.ROUTES
+    ),
     Route(
         "POST",
         ("Patient", "{id}", "$break-glass"),

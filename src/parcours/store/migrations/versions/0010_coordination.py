@@ -1,4 +1,8 @@
-"""Wave 1: coordination (placeholder: filled by the work on coordination; a no-op until then).
+"""Wave 1: coordination — no schema change.
+
+Coordination requests are FHIR resources (ServiceRequest, Task, QuestionnaireResponse) found
+through the search index (``owner``, ``code``, ``business-status``): no table of their own
+(docs/coordination.md, decision D27). The revision is kept so the chain stays stable.
 
 Revision ID: 0010
 Revises: 0009

@@ -1,4 +1,7 @@
-"""Wave 1: ppcs (placeholder: filled by the work on ppcs; a no-op until then).
+"""Wave 1: ppcs — no table of its own (a no-op, kept so that revisions stay in sequence).
+
+A PPCS is a CarePlan in the resource store: its versions are the store's history, its
+sign-off a Provenance and a DocumentReference, its rules a store write hook (docs/ppcs.md).
 
 Revision ID: 0011
 Revises: 0010

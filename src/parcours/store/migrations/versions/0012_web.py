@@ -1,4 +1,8 @@
-"""Wave 1: web (placeholder: filled by the work on web; a no-op until then).
+"""Web workspace: no table of its own (a no-op kept for the revision chain).
+
+The workspace stores nothing beside what the platform stores: sessions are ``auth_session``
+(migration of issue 4), read marks ``notify_read`` (issue 6), everything else FHIR resources
+written through the engine (docs/web.md, decision D31).
 
 Revision ID: 0012
 Revises: 0011

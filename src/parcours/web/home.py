@@ -1,0 +1,195 @@
+"""« Ma file active »: my patients, my unread notifications, my tasks due, my requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import Response
+
+from parcours.web.people import index_by_ref, patient_name
+from parcours.web.rendering import render
+from parcours.web.sections import Section, section
+from parcours.web.session import View
+from parcours.web.workspace import my_inbox, my_refs
+
+__all__ = ["OPEN_TASK_STATUSES", "home"]
+
+OPEN_TASK_STATUSES = "requested,received,accepted,ready,in-progress,on-hold"
+MY_PATIENTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class MyPatient:
+    id: str
+    name: str
+    birth_date: str
+    since: str
+
+
+@dataclass(frozen=True, slots=True)
+class MyTask:
+    id: str
+    title: str
+    status: str
+    due: str
+    patient_id: str | None
+    patient: str
+
+
+TASK_STATUS = {
+    "draft": "Brouillon",
+    "requested": "Demandée",
+    "received": "Reçue",
+    "accepted": "Acceptée",
+    "rejected": "Refusée",
+    "ready": "Prête",
+    "cancelled": "Annulée",
+    "in-progress": "En cours",
+    "on-hold": "En attente",
+    "failed": "Échouée",
+    "completed": "Terminée",
+    "entered-in-error": "Saisie erronée",
+}
+
+
+def search_each(
+    view: View, res_type: str, name: str, refs: tuple[str, ...], params: list[tuple[str, str]]
+) -> tuple[list[dict[str, Any]], bool]:
+    """One search per reference, merged newest first: the bundle entries and whether any had
+    more. (A comma-separated list of references is an OR the SQLite planner answers by scanning
+    every resource of the type; one reference at a time is an index look-up each.)"""
+    matches: list[dict[str, Any]] = []
+    included: list[dict[str, Any]] = []
+    more = False
+    count = next((int(v) for k, v in params if k == "_count"), 20)
+    for ref in refs:
+        bundle = view.fhir.search_bundle(res_type, [(name, ref), *params])
+        for entry in bundle.get("entry") or []:
+            mode = entry.get("search", {}).get("mode", "match")
+            (matches if mode == "match" else included).append(entry)
+        more = more or any(link.get("relation") == "next" for link in bundle.get("link") or [])
+    unique = {e["resource"]["id"]: e for e in matches}
+    ordered = sorted(
+        unique.values(),
+        key=lambda e: e["resource"].get("meta", {}).get("lastUpdated", ""),
+        reverse=True,
+    )
+    more = more or len(ordered) > count
+    return ordered[:count] + included, more
+
+
+def _patients(view: View, members: tuple[str, ...]) -> tuple[list[MyPatient], bool]:
+    if not members:
+        return [], False
+    # No _total: counting every circle of a busy GP costs more than the page.
+    entries, more = search_each(
+        view,
+        "CareTeam",
+        "participant",
+        members,
+        [
+            ("status", "active"),
+            ("_include", "CareTeam:subject"),
+            ("_sort", "-_lastUpdated"),
+            ("_count", str(MY_PATIENTS)),
+        ],
+    )
+    included = index_by_ref(
+        e["resource"] for e in entries if e.get("search", {}).get("mode") == "include"
+    )
+    out = []
+    for entry in entries:
+        team = entry["resource"]
+        if entry.get("search", {}).get("mode", "match") != "match":
+            continue
+        ref = str(team.get("subject", {}).get("reference", ""))
+        patient = included.get(ref)
+        if patient is None:
+            continue
+        out.append(
+            MyPatient(
+                id=str(patient["id"]),
+                name=patient_name(patient),
+                birth_date=str(patient.get("birthDate") or ""),
+                since=str(team.get("period", {}).get("start") or ""),
+            )
+        )
+    return out, more
+
+
+def task_rows(entries: list[dict[str, Any]]) -> list[MyTask]:
+    included = index_by_ref(
+        e["resource"] for e in entries if e.get("search", {}).get("mode") == "include"
+    )
+    rows = []
+    for entry in entries:
+        if entry.get("search", {}).get("mode", "match") != "match":
+            continue
+        task = entry["resource"]
+        ref = str(task.get("for", {}).get("reference", ""))
+        patient = included.get(ref)
+        title = str(
+            task.get("description")
+            or task.get("code", {}).get("text")
+            or (task.get("code", {}).get("coding") or [{}])[0].get("display")
+            or "Tâche"
+        )
+        rows.append(
+            MyTask(
+                id=str(task["id"]),
+                title=title,
+                status=TASK_STATUS.get(str(task.get("status")), str(task.get("status"))),
+                due=str(task.get("restriction", {}).get("period", {}).get("end") or ""),
+                patient_id=ref.split("/", 1)[1] if patient is not None else None,
+                patient=patient_name(patient) if patient is not None else "",
+            )
+        )
+    return rows
+
+
+def _tasks(view: View, owners: tuple[str, ...]) -> list[MyTask]:
+    if not owners:
+        return []
+    entries, _more = search_each(
+        view,
+        "Task",
+        "owner",
+        owners,
+        [
+            ("status", OPEN_TASK_STATUSES),
+            ("_include", "Task:patient"),
+            ("_sort", "-_lastUpdated"),
+            ("_count", "20"),
+        ],
+    )
+    return task_rows(entries)
+
+
+def home(view: View) -> Response:
+    store = view.web.engine.ctx.store
+    refs = my_refs(store, view.user)
+    clinical = bool(view.user.roles & {"professional", "coordinator", "admin"})
+    patients: Section[tuple[list[MyPatient], bool]] = (
+        section(lambda: _patients(view, refs.members)) if clinical else Section(([], False))
+    )
+    tasks: Section[list[MyTask]] = (
+        section(lambda: _tasks(view, refs.all)) if clinical else Section([])
+    )
+    inbox = my_inbox(store, view.user, limit=5)
+    extra: dict[str, Any] = {}
+    for hook in view.web.home_hooks:
+        extra.update(hook(view, refs))
+    return render(
+        view.request,
+        "home.html",
+        {
+            "title": "Ma file active",
+            "active": "home",
+            "patients": patients,
+            "tasks": tasks,
+            "inbox": inbox,
+            "clinical": clinical,
+            **extra,
+        },
+    )

@@ -1,0 +1,120 @@
+"""Fixtures of the PPCS tests: a real server per module and database, a care circle."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from parcours.config import Settings
+from parcours.fhir import create_fhir_app, fhir_routes
+from parcours.platform import build_platform
+from parcours.store.schema_version import ensure_schema
+
+from .support import TOKEN, Circle, Server, create, free_port, ref
+
+
+@pytest.fixture(scope="module")
+def server(module_database_url: str) -> Iterator[Server]:
+    platform = build_platform(Settings(database_url=module_database_url, admin_token=TOKEN))
+    ensure_schema(platform.store.engine)
+    app = Starlette(routes=fhir_routes(create_fhir_app(platform, platform.authenticator)))
+    port = free_port()
+    uv = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield Server(f"http://127.0.0.1:{port}/fhir", platform)
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+        platform.close()
+
+
+@pytest.fixture
+def circle(server: Server) -> Iterator[Circle]:
+    tag = uuid.uuid4().hex[:6].upper()
+    with server.admin() as admin:
+        coordinator = create(
+            admin,
+            {
+                "resourceType": "Practitioner",
+                "name": [{"family": f"Coordo{tag}", "given": ["Claire"], "prefix": ["Dr"]}],
+            },
+        )
+        nurse = create(
+            admin,
+            {"resourceType": "Practitioner", "name": [{"family": f"Soin{tag}", "given": ["Inès"]}]},
+        )
+        outsider = create(
+            admin, {"resourceType": "Practitioner", "name": [{"family": f"Dehors{tag}"}]}
+        )
+        org = create(admin, {"resourceType": "Organization", "name": f"Cabinet infirmier {tag}"})
+        nurse_role = create(
+            admin,
+            {
+                "resourceType": "PractitionerRole",
+                "active": True,
+                "practitioner": ref("Practitioner", nurse),
+                "organization": ref("Organization", org),
+                "code": [{"text": "Infirmière libérale"}],
+            },
+        )
+        patient = create(
+            admin,
+            {
+                "resourceType": "Patient",
+                "name": [{"family": f"Durand{tag}", "given": ["Jeanne"]}],
+                "birthDate": "1938-04-12",
+                "gender": "female",
+            },
+        )
+        team = create(
+            admin,
+            {
+                "resourceType": "CareTeam",
+                "status": "active",
+                "name": f"Cercle de soins {tag}",
+                "subject": ref("Patient", patient),
+                "participant": [
+                    {"member": ref("Practitioner", coordinator), "period": {"start": "2024-01-01"}},
+                    {
+                        "member": ref("PractitionerRole", nurse_role),
+                        "period": {"start": "2024-01-01"},
+                    },
+                ],
+            },
+        )
+        condition = create(
+            admin,
+            {
+                "resourceType": "Condition",
+                "subject": ref("Patient", patient),
+                "code": {"text": f"Chutes répétées à domicile {tag}"},
+            },
+        )
+        goal = create(
+            admin,
+            {
+                "resourceType": "Goal",
+                "lifecycleStatus": "active",
+                "subject": ref("Patient", patient),
+                "description": {"text": f"Rester vivre à domicile en sécurité {tag}"},
+                "target": [{"dueDate": "2026-12-31"}],
+            },
+        )
+    yield Circle(
+        server, tag, patient, team, coordinator, nurse, nurse_role, outsider, condition, goal
+    )
