@@ -45,3 +45,22 @@ def test_metadata_is_valid_r4(server: Server) -> None:
     from parcours.fhir.validation import structure_issues
 
     assert structure_issues(httpx.get(f"{server.base}/metadata").json()) == []
+
+
+def test_metadata_declares_the_operations_of_every_workflow(server: Server) -> None:
+    rest = httpx.get(f"{server.base}/metadata").json()["rest"][0]
+    declared = {
+        r["type"]: {op["name"]: op["definition"] for op in r.get("operation", [])}
+        for r in rest["resource"]
+    }
+    assert {"match", "merge", "unmerge", "everything", "break-glass", "access-report"} <= set(
+        declared["Patient"]
+    )
+    assert {"ppcs-html", "ppcs-pdf", "ppcs-sign"} <= set(declared["CarePlan"])
+    assert declared["PlanDefinition"]["apply"] == (
+        "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply"
+    )
+    assert {"intake", "transition"} <= set(declared["Task"])
+    assert "coordination-report" in declared["Organization"]
+    # A type whose operations are not served declares none.
+    assert "operation" not in next(r for r in rest["resource"] if r["type"] == "Observation")

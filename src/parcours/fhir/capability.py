@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from parcours.fhir.context import FhirContext
@@ -32,24 +33,35 @@ _COMMON = (
 
 
 # Type-level operations, as routed in router.py (name, canonical of the definition).
-_OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "Patient": (
-        ("match", "http://hl7.org/fhir/OperationDefinition/Patient-match"),
-        # R4 defines no merge operation; R5's Patient-merge parameters are the ones we take.
-        ("merge", "http://hl7.org/fhir/OperationDefinition/Patient-merge"),
-        ("unmerge", "https://parcours.example.org/fhir/OperationDefinition/Patient-unmerge"),
-    ),
+# Operations with a canonical definition elsewhere; the others are Parcours' own.
+_CANONICAL: dict[tuple[str, str], str] = {
+    ("Patient", "match"): "http://hl7.org/fhir/OperationDefinition/Patient-match",
+    # R4 defines no merge operation; R5's Patient-merge parameters are the ones we take.
+    ("Patient", "merge"): "http://hl7.org/fhir/OperationDefinition/Patient-merge",
+    ("Patient", "everything"): "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    ("PlanDefinition", "apply"): "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply",
 }
+_OWN = "https://parcours.example.org/fhir/OperationDefinition"
 
 
-def capability_statement(ctx: FhirContext, base_url: str, date: str) -> dict[str, Any]:
+def _operation(res_type: str, name: str) -> dict[str, str]:
+    definition = _CANONICAL.get((res_type, name), f"{_OWN}/{res_type}-{name}")
+    return {"name": name, "definition": definition}
+
+
+def capability_statement(
+    ctx: FhirContext,
+    base_url: str,
+    date: str,
+    operations: Mapping[str, Iterable[str]] | None = None,
+) -> dict[str, Any]:
+    """``operations``: the operation names the router serves, per resource type."""
     registry = ctx.registry
     resources = []
     for res_type in sorted(registry.resource_types()):
         params = registry.for_type(res_type)
-        operations = [
-            {"name": name, "definition": definition}
-            for name, definition in _OPERATIONS.get(res_type, ())
+        declared = [
+            _operation(res_type, name) for name in sorted(set((operations or {}).get(res_type, ())))
         ]
         resources.append(
             {
@@ -67,7 +79,7 @@ def capability_statement(ctx: FhirContext, base_url: str, date: str) -> dict[str
                     {"name": p.code, "definition": p.url, "type": p.type}
                     for _, p in sorted(params.items())
                 ],
-                **({"operation": operations} if operations else {}),
+                **({"operation": declared} if declared else {}),
             }
         )
     return {

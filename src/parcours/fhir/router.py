@@ -192,6 +192,16 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+def _route_operations() -> dict[str, list[str]]:
+    """The operations ROUTES serve, per resource type, for the CapabilityStatement."""
+    found: dict[str, list[str]] = {}
+    for route in ROUTES:
+        res_type, last = route.pattern[:1], route.pattern[-1:]
+        if res_type and last and last[0].startswith("$") and not res_type[0].startswith("{"):
+            found.setdefault(res_type[0], []).append(last[0][1:])
+    return found
+
+
 class FhirEngine:
     """The FHIR server without HTTP: routes requests to interactions on the store."""
 
@@ -206,7 +216,9 @@ class FhirEngine:
         # Built once per base URL: the registry does not change while the server runs.
         cached = self._capability.get(base_url)
         if cached is None:
-            cached = capability_statement(self.ctx, base_url, self._started)
+            cached = capability_statement(
+                self.ctx, base_url, self._started, _route_operations()
+            )
             self._capability[base_url] = cached
         return cached
 
