@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from fhir_server import LIVE
+
 PG_URL = os.environ.get("PARCOURS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parents[1]
@@ -105,3 +107,14 @@ def corpus_dir() -> Path:
 @pytest.fixture
 def corpus() -> Path:
     return corpus_dir()
+
+
+@pytest.fixture(autouse=True)
+def audit_trail_matches_requests() -> Iterator[None]:
+    """Every request a test makes to a FHIR server of tests/fhir_server.py leaves exactly the
+    expected AuditEvents (issue 5)."""
+    marks = [(server, server.audit_mark()) for server in LIVE]
+    yield
+    for server, (from_request, after_seq) in marks:
+        if server in LIVE:
+            server.check_audit(from_request, after_seq)

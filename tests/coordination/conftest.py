@@ -2,47 +2,23 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 
-from parcours.config import Settings
+from fhir_server import start_server
 from parcours.coordination import install_conformance
-from parcours.fhir import create_fhir_app, fhir_routes
-from parcours.platform import build_platform
-from parcours.store.schema_version import ensure_schema
 
-from .support import TOKEN, Server, World, create, free_port, ref
+from .support import TOKEN, Server, World, create, ref
 
 
 @pytest.fixture(scope="module")
 def server(module_database_url: str) -> Iterator[Server]:
-    platform = build_platform(Settings(database_url=module_database_url, admin_token=TOKEN))
-    ensure_schema(platform.store.engine)
-    install_conformance(platform.store)
-    app = Starlette(routes=fhir_routes(create_fhir_app(platform, platform.authenticator)))
-    port = free_port()
-    uv = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield Server(f"http://127.0.0.1:{port}/fhir", platform)
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        platform.close()
+    # The shared FHIR test server: its requests are checked against the audit trail.
+    for running in start_server(module_database_url, admin_token=TOKEN):
+        install_conformance(running.platform.store)
+        yield Server(running.base, running.platform)
 
 
 @pytest.fixture

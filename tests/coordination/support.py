@@ -4,7 +4,6 @@ in the patient's circle, an outsider)."""
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +38,6 @@ class Server:
         return httpx.Client(
             base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=60
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def create(client: httpx.Client, resource: dict[str, Any]) -> str:

@@ -1,109 +1,21 @@
 """A real uvicorn server per test module and database, serving the FHIR app under /fhir.
 
-The server runs in a background thread on a free localhost port; tests talk to it over real
-HTTP (httpx, fhirpy, fhirclient). One server per module keeps the suite fast; each module gets
-a fresh database of each kind, built like ``database_url`` in tests/conftest.py.
+The server runs in a background thread on a free localhost port (tests/fhir_server.py); tests
+talk to it over real HTTP (httpx, fhirpy, fhirclient). One server per module keeps the suite
+fast; each module gets a fresh database of each kind, built like ``database_url`` in
+tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Generator, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
-from audit_oracle import Recorder, expected_events, last_seq, recorded_events
-from starlette.applications import Starlette
 
-from parcours.config import Settings
-from parcours.fhir import create_fhir_app, fhir_routes
-from parcours.platform import Platform, build_platform
-from parcours.store.schema_version import ensure_schema
+from fhir_server import AUTH, TOKEN, Server, start_server
 
-TOKEN = "test-token-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    """A running FHIR server: its base URL, the platform behind it, what it was asked."""
-
-    base: str
-    platform: Platform
-    recorder: Recorder
-
-    def check_audit(self, from_request: int = 0, after_seq: int = 0) -> None:
-        """Every request since ``from_request`` left exactly the AuditEvents it should."""
-        seen = self.recorder.seen[from_request:]
-        types = self.platform.registry.resource_types()
-        want = expected_events(seen, types)
-        got = recorded_events(self.platform.store.engine, after_seq)
-        assert got == want, (
-            f"audit trail mismatch: missing {dict(want - got)}, unexpected {dict(got - want)}"
-        )
-
-    def audit_mark(self) -> tuple[int, int]:
-        return len(self.recorder.seen), last_seq(self.platform.store.engine)
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.base, headers=AUTH, timeout=30, **kwargs)  # type: ignore[arg-type]
-
-
-def start_server(database_url: str, **settings: Any) -> Generator[Server, None, None]:
-    settings.setdefault("admin_token", TOKEN)
-    platform = build_platform(Settings(database_url=database_url, **settings))
-    ensure_schema(platform.store.engine)
-    recorder = Recorder(
-        Starlette(routes=fhir_routes(create_fhir_app(platform, platform.authenticator)))
-    )
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(recorder, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    running = Server(f"http://127.0.0.1:{port}/fhir", platform, recorder)
-    _LIVE.append(running)
-    try:
-        yield running
-        # Over the server's whole life (requests of module fixtures included).
-        running.check_audit()
-    finally:
-        _LIVE.remove(running)
-        server.should_exit = True
-        thread.join(10)
-        platform.close()
-
-
-# Servers running now: the per-test audit check looks at each.
-_LIVE: list[Server] = []
-
-
-@pytest.fixture(autouse=True)
-def audit_trail_matches_requests() -> Iterator[None]:
-    """Every request a test makes leaves exactly the expected AuditEvents (issue 5)."""
-    marks = [(server, server.audit_mark()) for server in _LIVE]
-    yield
-    for server, (from_request, after_seq) in marks:
-        if server in _LIVE:
-            server.check_audit(from_request, after_seq)
+__all__ = ["AUTH", "TOKEN", "Server", "start_server"]
 
 
 @pytest.fixture(scope="module")

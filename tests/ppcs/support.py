@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,13 +39,6 @@ class Server:
         return httpx.Client(
             base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=60
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def create(client: httpx.Client, resource: dict[str, Any]) -> str:
