@@ -34,16 +34,15 @@ def _cmd_db(args: argparse.Namespace) -> int:
             after = current_revision(engine)
             print(f"schema: {before or 'empty'} -> {after}" if before != after else f"at {after}")
             # Reference data the migrations cannot write through the repository (D21).
-            from parcours.pathways import load_library
             from parcours.platform import build_platform
+            from parcours.reference_data import load_reference_data
 
             loaded = build_platform(settings)
             try:
-                stored = [o for o in load_library(loaded.store) if o[2] != "unchanged"]
+                for line in load_reference_data(loaded.store):
+                    print(line)
             finally:
                 loaded.close()
-            for pathway, version, outcome in stored:
-                print(f"pathway {pathway} {version}: {outcome}")
         elif args.db_command == "current":
             print(f"current: {current_revision(engine) or 'empty'}; head: {head_revision()}")
         elif args.db_command == "reindex":
@@ -88,10 +87,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(f"parcours demo: {exc}", file=sys.stderr)
             return 1
         print(f"demo loaded: {summary}")
-        # The shipped pathways (reference data), after the demo: it needs an empty database.
-        from parcours.pathways import load_library
+        from parcours.reference_data import load_reference_data
 
-        load_library(platform.store)
+        load_reference_data(platform.store)
         _demo_accounts(platform)
     except SchemaBehind as exc:
         print(f"parcours demo: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from parcours.config import Settings
 from parcours.coordination.rules import CoordinationRules
 from parcours.fhir.validation import make_validator
 from parcours.identity import IdentityService, identity_service
+from parcours.notify import order as notify_order
 from parcours.notify import subscriptions as notify_subscriptions
 from parcours.notify.delivery import DeliveryHandler
 from parcours.notify.emitter import EventEmitter
@@ -69,6 +70,8 @@ def build_platform(settings: Settings) -> Platform:
     store.audit_writes = platform_writes
     # Subscription owners are known only in the request's transaction (issue 6).
     store.write_hooks.append(notify_subscriptions.on_write)
+    # Delivery order keys of notification requests, for delivery's order probe (issue 6).
+    store.derived_hooks.append(notify_order.on_write)
     # A signed PPCS version is read-only; sign-off goes through $ppcs-sign (docs/ppcs.md).
     store.write_hooks.append(ppcs_rules.on_write)
     # Coordination requests obey their state machine on every Task write (docs/coordination.md).

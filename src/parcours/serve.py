@@ -35,10 +35,10 @@ def _ready_platform(settings: Settings) -> Platform | None:
         platform.close()
         return None
     platform.load_custom_search_parameters()
-    # The shipped pathway library, new versions included (idempotent; decision D21).
-    from parcours.pathways import load_library
+    # The shipped reference data, new versions included (idempotent; decision D21).
+    from parcours.reference_data import load_reference_data
 
-    load_library(platform.store)
+    load_reference_data(platform.store)
     return platform
 
 

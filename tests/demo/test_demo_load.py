@@ -84,3 +84,22 @@ def test_full_default_region_loads(database_url: str) -> None:
         assert summary.total == len(build_region().resources)
     finally:
         store.engine.dispose()
+
+
+def test_loads_into_a_database_holding_only_the_reference_data(database_url: str) -> None:
+    """`parcours serve` stores the pathway library before anyone runs `parcours demo`."""
+    from parcours.config import Settings
+    from parcours.platform import build_platform
+    from parcours.reference_data import load_reference_data
+
+    platform = build_platform(Settings(database_url=database_url))
+    try:
+        ensure_schema(platform.store.engine)
+        load_reference_data(platform.store)
+        summary = load_demo(platform.store, seed=2024, patients=20)
+        assert summary.patients == 20
+        assert platform.store.read("PlanDefinition", "vigilans-1.0.0")["status"] == "active"
+        # The reference data is loaded again, idempotently, after the demo.
+        assert load_reference_data(platform.store) == []
+    finally:
+        platform.close()

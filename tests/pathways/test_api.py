@@ -3,57 +3,27 @@ through plain FHIR writes, and let the outbox reactor move the patient on."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 
-from parcours.config import Settings
-from parcours.fhir import create_fhir_app, fhir_routes
+from fhir_server import start_server
 from parcours.pathways import PathwayReactor, load_yaml, to_fhir
-from parcours.platform import Platform, build_platform
+from parcours.platform import Platform
 from parcours.store.outbox import Dispatcher
-from parcours.store.schema_version import ensure_schema
 
 from .test_engine import NEW_PATHWAY
 
 TOKEN = "pathways-api-token-0123456789"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def served(module_database_url: str) -> Iterator[tuple[str, Platform]]:
-    platform = build_platform(Settings(database_url=module_database_url, admin_token=TOKEN))
-    ensure_schema(platform.store.engine)
-    app = Starlette(routes=fhir_routes(create_fhir_app(platform, platform.authenticator)))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/fhir", platform
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        platform.close()
+    # The shared FHIR test server: its requests are checked against the audit trail.
+    for running in start_server(module_database_url, admin_token=TOKEN):
+        yield running.base, running.platform
 
 
 @pytest.fixture(scope="module")

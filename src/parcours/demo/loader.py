@@ -39,9 +39,13 @@ class DemoSummary:
 
 
 def _is_empty(store: Store) -> bool:
+    from parcours.reference_data import REFERENCE_TYPES
+
     with store.begin(readonly=True) as tx:
         # Any row counts, deleted resources included: their history is not ours to mix with.
-        return tx.conn.execute(select(resource.c.pk).limit(1)).first() is None
+        # The reference data every database holds (pathways, forms) does not.
+        query = select(resource.c.pk).where(resource.c.type.not_in(sorted(REFERENCE_TYPES)))
+        return tx.conn.execute(query.limit(1)).first() is None
 
 
 def load_demo(

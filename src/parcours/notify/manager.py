@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -44,7 +45,7 @@ from parcours.notify.model import (
     event_time_of,
     is_event_declaration,
 )
-from parcours.notify.preferences import preference_of
+from parcours.notify.preferences import Preference, routing_preferences
 from parcours.notify.subscriptions import Match, matching
 from parcours.notify.text import event_label, payload_text
 from parcours.security.policy import Access, access_for
@@ -53,6 +54,7 @@ from parcours.security.tables import care_member
 from parcours.store.clock import instant, now_ms
 from parcours.store.outbox import Action, OutboxEvent
 from parcours.store.repository import Transaction
+from parcours.store.schema import resource
 from parcours.store.search import parse_search
 from parcours.store.search.values import date_range
 
@@ -127,8 +129,17 @@ def _recipient_access(tx: Transaction, recipient: str, at_ms: int) -> Access:
     return access_for(tx, principal, at_ms)
 
 
-def circle_recipients(tx: Transaction, patient_id: str, event_ms: int, now: int) -> list[str]:
-    """Members of the patient's circle at ``event_ms`` whom the policy lets see it at ``now``."""
+def circle_recipients(
+    tx: Transaction,
+    patient_id: str,
+    event_ms: int,
+    now: int,
+    keep: Callable[[list[str]], list[str]] | None = None,
+) -> list[str]:
+    """Members of the patient's circle at ``event_ms`` whom the policy lets see it at ``now``.
+
+    ``keep`` (optional) narrows the members before the access checks, the costly part (the
+    manager drops those whose preferences give them nothing to receive)."""
     rows = tx.conn.execute(
         select(care_member.c.member)
         .where(
@@ -143,6 +154,8 @@ def circle_recipients(tx: Transaction, patient_id: str, event_ms: int, now: int)
         recipient = _recipient_of_member(tx, str(member))
         if recipient is not None and recipient not in recipients:
             recipients.append(recipient)
+    if keep is not None:
+        recipients = keep(recipients)
     return [r for r in recipients if _recipient_access(tx, r, now).sees_patient(tx, patient_id)]
 
 
@@ -162,6 +175,15 @@ def _recipient_of_member(tx: Transaction, member: str) -> str | None:
     if isinstance(ref, str) and ref.startswith("Practitioner/") and ref.count("/") == 1:
         return ref
     return None
+
+
+def _routes(preference: Preference, codes: list[str]) -> bool:
+    """Whether the default subscription writes anything for this recipient."""
+    if not preference.wants(codes):
+        return False
+    return CHANNEL_INAPP in preference.channels or (
+        CHANNEL_EMAIL in preference.channels and bool(preference.email)
+    )
 
 
 class NotificationManager:
@@ -189,15 +211,20 @@ class NotificationManager:
         for match in matching(tx, declaration, patient_id, now):
             writer.explicit(match)
         event_ms = _event_ms(declaration, event.created_at)
-        for recipient in circle_recipients(tx, patient_id, event_ms, now):
-            preference = preference_of(tx, recipient)
-            if not preference.wants(codes):
-                continue
+        preferences: dict[str, Preference] = {}
+
+        def receiving(members: list[str]) -> list[str]:
+            preferences.update(routing_preferences(tx, members))
+            return [m for m in members if _routes(preferences[m], codes)]
+
+        for recipient in circle_recipients(tx, patient_id, event_ms, now, keep=receiving):
+            preference = preferences[recipient]
             for channel in preference.channels:
                 if channel == CHANNEL_INAPP:
                     writer.write(recipient, channel, INBOX_ENDPOINT, None)
                 elif channel == CHANNEL_EMAIL and preference.email:
                     writer.write(recipient, channel, f"mailto:{preference.email}", None)
+        writer.flush()
 
 
 class _Writer:
@@ -208,6 +235,27 @@ class _Writer:
         self.declaration = declaration
         self.patient_id = patient_id
         self.codes = codes
+        # Written by ``flush`` in this order; the first one planned for an id wins.
+        self.planned: dict[str, dict[str, Any]] = {}
+
+    def flush(self) -> None:
+        """Write the planned notifications that do not exist yet (one query checks them all):
+        an existing notification is never rewritten."""
+        if not self.planned:
+            return
+        existing = set(
+            self.tx.conn.execute(
+                select(resource.c.id).where(
+                    resource.c.type == "CommunicationRequest",
+                    resource.c.id.in_(list(self.planned)),
+                    resource.c.deleted.is_(False),
+                )
+            ).scalars()
+        )
+        for res_id, planned in self.planned.items():
+            if res_id not in existing:
+                self.tx.update(planned)
+        self.planned = {}
 
     def explicit(self, match: Match) -> None:
         if match.channel == CHANNEL_REST_HOOK:
@@ -236,7 +284,7 @@ class _Writer:
     ) -> None:
         declaration_id = str(self.declaration["id"])
         res_id = notification_id(declaration_id, key or recipient or "", channel)
-        if self.tx.exists("CommunicationRequest", res_id):
+        if res_id in self.planned:
             return
         extensions = [
             e
@@ -293,4 +341,4 @@ class _Writer:
         }
         if isinstance(requester, dict) and not str(requester.get("reference", "")).startswith("#"):
             notification["requester"] = requester
-        self.tx.update(notification)
+        self.planned[res_id] = notification

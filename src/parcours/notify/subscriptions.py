@@ -77,8 +77,16 @@ def owner_of(tx: Transaction, sub_id: str) -> Principal | None:
     row = tx.conn.execute(
         select(notify_subscription).where(notify_subscription.c.subscription_id == sub_id)
     ).first()
-    if row is None:
-        return None
+    return None if row is None else _principal(row)
+
+
+def _owners(tx: Transaction) -> dict[str, Principal]:
+    """Every Subscription's owner, in one query."""
+    rows = tx.conn.execute(select(notify_subscription)).all()
+    return {str(row.subscription_id): _principal(row) for row in rows}
+
+
+def _principal(row: Any) -> Principal:
     return Principal(
         subject=row.owner_subject,
         roles=frozenset(r for r in row.roles.split(",") if r),
@@ -179,6 +187,10 @@ def matching(
             resource.c.type == "Subscription", resource.c.deleted.is_(False)
         )
     ).all()
+    owners = _owners(tx)
+    # Subscriptions usually share a few criteria (``event-type=ADM``…): one search per
+    # distinct criteria, not one per Subscription.
+    found: dict[str, bool] = {}
     out: list[Match] = []
     for row in rows:
         sub: dict[str, Any] = row.content
@@ -188,14 +200,17 @@ def matching(
         if subject is not None and _local(subject, ("Patient",)) != f"Patient/{patient_id}":
             # An NdE subscription about one patient (a contained copy cannot be trusted).
             continue
-        try:
-            request = _criteria_request(tx, sub, str(declaration["id"]))
-        except InvalidInput as exc:
-            log.warning("Subscription/%s: criteria not usable: %s", row.id, exc)
+        criteria = str(sub.get("criteria") or "")
+        if criteria not in found:
+            try:
+                request = _criteria_request(tx, sub, str(declaration["id"]))
+            except InvalidInput as exc:
+                log.warning("Subscription/%s: criteria not usable: %s", row.id, exc)
+                continue
+            found[criteria] = bool(tx.search(request).matches)
+        if not found[criteria]:
             continue
-        if not tx.search(request).matches:
-            continue
-        owner = owner_of(tx, str(row.id))
+        owner = owners.get(str(row.id))
         if owner is None:
             log.warning("Subscription/%s has no recorded owner: not notified", row.id)
             continue

@@ -52,6 +52,8 @@ from parcours.notify.model import (
     recipient_of,
     subscription_of,
 )
+from parcours.notify.order import channel_key, endpoint_key
+from parcours.notify.tables import notify_order
 from parcours.store.clock import now_ms, parse_instant_ms
 from parcours.store.outbox import Action, OutboxEvent
 from parcours.store.repository import Transaction
@@ -160,18 +162,22 @@ class DeliveryHandler:
         endpoint: str,
     ) -> None:
         # Earlier = an unprocessed creation event whose (event time, seq) comes first: processed
-        # means delivered (or given up on purpose: revoked, deleted). The resource's compartment
-        # narrows the candidates to this patient's before any JSON is read.
+        # means delivered (or given up on purpose: revoked, deleted). The order keys
+        # (``notify_order``: channel, endpoint digest) and the resource's compartment narrow the
+        # candidates in SQL to this patient's notifications to this endpoint before any JSON is
+        # read; the checks below still decide on the stored content.
         mine = (_event_ms(notification), event.seq)
         rows = tx.conn.execute(
             select(resource.c.id, resource.c.content, outbox.c.seq)
             .select_from(
-                outbox.join(
+                outbox.join(notify_order, notify_order.c.notification_id == outbox.c.res_id).join(
                     resource,
                     and_(resource.c.type == outbox.c.res_type, resource.c.id == outbox.c.res_id),
                 )
             )
             .where(
+                notify_order.c.endpoint_key == endpoint_key(endpoint),
+                notify_order.c.channel == channel_key(channel),
                 outbox.c.res_type == _TYPE,
                 outbox.c.action == Action.CREATE.value,
                 outbox.c.processed_at.is_(None),
