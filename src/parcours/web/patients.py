@@ -287,6 +287,11 @@ def _careplans(view: View, patient_id: str) -> list[dict[str, Any]]:
 
 
 def _accesses(view: View, patient_id: str) -> list[dict[str, Any]]:
+    access = view.fhir.tx.access if view.fhir.tx is not None else None
+    if access is not None and access.rule("AuditEvent") != "all":
+        # The policy keeps the trail for referents and administrators: asking would only
+        # be refused (and leave a failed AuditEvent on every page view).
+        raise UiError(403, "the access report needs the right to read every AuditEvent")
     report = view.fhir.operation(("Patient", patient_id, "$access-report"))
     lines = []
     for parameter in report.get("parameter") or []:
