@@ -118,3 +118,17 @@ def audit_trail_matches_requests() -> Iterator[None]:
     for server, (from_request, after_seq) in marks:
         if server in LIVE:
             server.check_audit(from_request, after_seq)
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_left_on_a_captured_stream() -> Iterator[None]:
+    """A CLI run in-process installs its log handler on the test's captured stderr; remove it
+    afterwards so that later servers do not write to a closed stream."""
+    import logging
+
+    from parcours.ops._logging import _HANDLER_NAME
+
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.name == _HANDLER_NAME]:
+        root.removeHandler(handler)

@@ -38,7 +38,7 @@ notify_subscription = Table(
     Column("created_ms", BigInteger, nullable=False),
 )
 
-# The delivery order keys of every notification request (issue 6, migration 0013): its channel
+# The delivery order keys of every notification request (issue 6, migration 0010): its channel
 # and a digest of its endpoint, kept by ``notify.order.on_write`` on every write, so the "is an
 # earlier one to the same endpoint undelivered?" probe filters in SQL instead of reading the
 # JSON of every pending notification of the patient.

@@ -1,7 +1,7 @@
 """Issue 6 (speed): the delivery order keys of notification requests, ``notify_order``.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0010
+Revises: 0009
 
 Frozen copy of ``parcours.notify.tables.notify_order`` at this revision. The notification
 requests already stored get their row here (same rule as ``parcours.notify.order``), so the
@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
