@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Server
+from fhir_server import Server
 from parcours.auth import issue_token
 from parcours.security.principal import Principal
 

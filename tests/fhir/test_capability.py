@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from conftest import Server
+from fhir_server import Server
 
 
 def test_metadata_lists_everything_without_authentication(server: Server) -> None:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import text, update
 
-from conftest import Server
+from fhir_server import Server
 from parcours.auth import issue_token
 from parcours.security import policy
 from parcours.security.principal import Principal

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Server
+from fhir_server import Server
 from parcours.identity import INS_KEY_INVALID, CandidateStatus, list_candidates
 from parcours.identity.ins import ins_key
 

@@ -11,7 +11,7 @@ from fhirclient.models.humanname import HumanName
 from fhirclient.models.patient import Patient
 from fhirpy import AsyncFHIRClient
 
-from conftest import TOKEN, Server
+from fhir_server import TOKEN, Server
 
 
 def test_fhirpy_create_read_search_and_page(server: Server) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import Server
+from fhir_server import Server
 
 CLIENTS = 8
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from conftest import Server
+from fhir_server import Server
 from parcours.fhir.references import rewrite
 from parcours.identity import INS_KEY_INVALID, PAIR, CandidateStatus, list_candidates
 

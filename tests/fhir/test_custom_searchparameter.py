@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from conftest import Server
+from fhir_server import Server
 
 PARAM = {
     "resourceType": "SearchParameter",

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from conftest import Server
+from fhir_server import Server
 from parcours.identity.frcore import (
     BIRTH_LIST_GIVEN_NAME_URL,
     BIRTH_PLACE_URL,

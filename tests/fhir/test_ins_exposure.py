@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from conftest import Server
+from fhir_server import Server
 from parcours.demo import generate_region
 from parcours.identity import read_reliability
 

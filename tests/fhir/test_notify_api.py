@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Server
+from fhir_server import Server
 from parcours.auth import issue_token
 from parcours.notify.model import channel_of, endpoint_of, is_notification_request
 from parcours.security.principal import Principal

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import AUTH, Server, start_server
+from fhir_server import AUTH, Server, start_server
 
 PATIENT: dict[str, Any] = {
     "resourceType": "Patient",

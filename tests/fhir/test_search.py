@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import AUTH, Server
+from fhir_server import AUTH, Server
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ops_client import Client
 from sqlalchemy import update
 from starlette.applications import Starlette
 
-from conftest import Client
 from parcours.ops import Metrics, health_app, ops_routes
 from parcours.store import Store, make_engine
 from parcours.store.schema import outbox

@@ -3,6 +3,7 @@ dispatch counters, one registry per app."""
 
 from __future__ import annotations
 
+from ops_client import Client
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -10,7 +11,6 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from conftest import Client
 from parcours.ops import Metrics, ops_middleware, ops_routes
 from parcours.store import Store, Transaction, make_engine
 from parcours.store.outbox import Dispatcher, OutboxEvent, RetryPolicy

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from parcours.platform import Platform
+
+TOKEN = "web-e2e-admin-token-" + "x" * 12
+
+
+@dataclass
+class Server:
+    base: str
+    mllp_port: int
+    platform: Platform
+    database_url: str
+
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +17,19 @@ import pytest
 # The platform-as-processes helpers of the end-to-end suite.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
+from browsing import TOKEN, Server
 from processes import free_port, serving
 
 from parcours.config import Settings
 from parcours.demo import load_demo
-from parcours.platform import Platform, build_platform
+from parcours.platform import build_platform
 from parcours.store.schema_version import ensure_schema
 from parcours.web import ensure_demo_accounts
 
 CHROMIUM = os.environ.get("PARCOURS_CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TOKEN = "web-e2e-admin-token-" + "x" * 12
 # Enough patients for the demo GP to have a few; the region keeps its shape at any size.
 DEMO_PATIENTS = 120
-
-
-@dataclass
-class Server:
-    base: str
-    mllp_port: int
-    platform: Platform
-    database_url: str
 
 
 @pytest.fixture(scope="module")

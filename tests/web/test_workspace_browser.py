@@ -13,9 +13,8 @@ import time
 from typing import Any
 
 import pytest
-from browsing import assert_accessible, log_in
+from browsing import TOKEN, Server, assert_accessible, log_in
 
-from conftest import TOKEN, Server
 from parcours.demo import DEMO_USERS
 from parcours.demo.hospital import admission_message, send_mllp
 from parcours.identity.reliability import read_reliability

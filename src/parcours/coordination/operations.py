@@ -21,10 +21,10 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from parcours.errors import Forbidden, InvalidInput, Issue
-from parcours.fhir import guard
 from parcours.fhir.context import FhirContext
 from parcours.fhir.render import resource_headers
 from parcours.fhir.request import FhirRequest, FhirResponse
+from parcours.security import guard
 from parcours.store import Transaction
 
 from .report import coordination_report, period_ms

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from parcours.errors import InvalidInput
-from parcours.fhir import guard
 from parcours.fhir.context import FhirContext
 from parcours.fhir.render import bundle, url
 from parcours.fhir.request import FhirRequest, FhirResponse
+from parcours.security import guard
 from parcours.store import Transaction
 from parcours.store.clock import instant, parse_instant_ms
 

@@ -24,12 +24,12 @@ from parcours.errors import (
     ParcoursError,
     PreconditionFailed,
 )
-from parcours.fhir import guard
 from parcours.fhir import interactions as fhir
 from parcours.fhir.outcome import from_error
 from parcours.fhir.references import conditional_references, rewrite
 from parcours.fhir.render import bundle
 from parcours.fhir.request import FhirRequest, FhirResponse
+from parcours.security import guard
 from parcours.store import Transaction
 
 if TYPE_CHECKING:

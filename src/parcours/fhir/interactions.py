@@ -29,7 +29,6 @@ from parcours.errors import (
     PreconditionFailed,
     VersionConflict,
 )
-from parcours.fhir import guard
 from parcours.fhir.context import FhirContext
 from parcours.fhir.exposure import keep_hidden_ins
 from parcours.fhir.outcome import operation_outcome
@@ -43,6 +42,7 @@ from parcours.fhir.render import (
     view,
 )
 from parcours.fhir.request import FhirRequest, FhirResponse
+from parcours.security import guard
 from parcours.store import Transaction
 from parcours.store.clock import instant, parse_instant_ms
 from parcours.store.search import format_search, parse_search

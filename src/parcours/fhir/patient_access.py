@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from parcours.errors import Forbidden, InvalidInput
-from parcours.fhir import guard
 from parcours.fhir.context import FhirContext
 from parcours.fhir.interactions import int_param
 from parcours.fhir.outcome import operation_outcome
 from parcours.fhir.render import bundle, url
 from parcours.fhir.request import FhirRequest, FhirResponse
+from parcours.security import guard
 from parcours.security.policy import break_glass
 from parcours.store import Transaction
 from parcours.store.clock import instant

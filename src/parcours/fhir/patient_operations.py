@@ -18,12 +18,12 @@ from __future__ import annotations
 from typing import Any, Final
 
 from parcours.errors import InvalidInput, Issue
-from parcours.fhir import guard
 from parcours.fhir.context import FhirContext
 from parcours.fhir.outcome import operation_outcome
 from parcours.fhir.render import bundle, url
 from parcours.fhir.request import FhirRequest, FhirResponse
 from parcours.identity import identity_service, merge_patients, unmerge
+from parcours.security import guard
 from parcours.store import Transaction
 
 __all__ = ["MATCH_GRADE_URL", "patient_match", "patient_merge", "patient_unmerge"]

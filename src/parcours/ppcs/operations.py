@@ -14,7 +14,6 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 from parcours.errors import Forbidden, Gone, InvalidInput, NotFound
-from parcours.fhir import guard
 from parcours.fhir.context import FhirContext
 from parcours.fhir.interactions import parse_if_match
 from parcours.fhir.render import resource_headers
@@ -22,6 +21,7 @@ from parcours.fhir.request import FhirRequest, FhirResponse
 from parcours.ppcs.render import pdf_document, render_html
 from parcours.ppcs.signing import commit, prepare
 from parcours.ppcs.view import human_name
+from parcours.security import guard
 from parcours.store import Transaction
 
 if TYPE_CHECKING:

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from parcours.errors import ParcoursError
-from parcours.fhir import guard
 from parcours.fhir.request import FhirRequest, FhirResponse
 from parcours.identity.queue import (
     INS_KEY_INVALID,
@@ -30,6 +29,7 @@ from parcours.identity.queue import (
 )
 from parcours.identity.queue import _candidate as candidate_of_row
 from parcours.identity.tables import identity_candidate, identity_merge
+from parcours.security import guard
 from parcours.store import Transaction
 from parcours.web.gateway import UiError
 from parcours.web.patient_search import STATUS_LABELS

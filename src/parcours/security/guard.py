@@ -1,4 +1,5 @@
-"""The FHIR interactions' calls to the access policy, one function per moment of a request.
+"""The access policy at each moment of a request, for every entry point (FHIR API, services
+below it such as coordination and the PPCS, the web workspace).
 
 Each reads the caller's ``Access`` from the transaction (``tx.access``, set by the engine);
 a transaction without one is the platform's own work and passes.
