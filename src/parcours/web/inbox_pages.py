@@ -1,23 +1,22 @@
 """The notifications inbox page, its read marks, and its live stream of HTML fragments.
 
-The stream is the inbox's own Server-Sent Events loop (``/notify/stream`` reads the same
-functions) but sends each new item already rendered as the page's list item, for htmx's SSE
+The stream is the inbox's own Server-Sent Events loop (``parcours.notify.delivery.sse``, as
+``/notify/stream``) but sends each new item already rendered as the page's list item, for htmx's SSE
 extension to insert (``sse-swap="notification"``): no client-side templating.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import suppress
+from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 
 from parcours.auth import SESSION_COOKIE
 from parcours.errors import Unauthenticated
 from parcours.notify.delivery.inbox import InboxSignal, inbox_items, inbox_targets, latest_seq
+from parcours.notify.delivery.sse import inbox_event_stream
 from parcours.web.rendering import render, templates
 from parcours.web.session import View, WebContext
 from parcours.web.workspace import mark_inbox_read, my_inbox
@@ -78,28 +77,13 @@ def inbox_stream(
                 (i.seq, item_template.render(item=i, url=url).replace("\n", " ")) for i in items
             ]
 
-        async def events() -> AsyncIterator[str]:
-            nonlocal cursor
-            loop = asyncio.get_running_loop()
-            yield "retry: 3000\n\n"
-            last = loop.time()
-            with signal.listen() as woken:
-                while not await request.is_disconnected():
-                    woken.clear()
-                    for seq, html in await asyncio.to_thread(fetch, cursor):
-                        cursor = seq
-                        yield f"id: {seq}\nevent: notification\ndata: {html}\n\n"
-                        last = loop.time()
-                    if loop.time() - last >= heartbeat:
-                        yield ": ping\n\n"
-                        last = loop.time()
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(woken.wait(), timeout=poll_seconds)
-
-        return StreamingResponse(
-            events(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        return inbox_event_stream(
+            request,
+            signal,
+            cursor,
+            fetch,
+            poll_seconds=poll_seconds,
+            heartbeat_seconds=heartbeat,
         )
 
     return stream

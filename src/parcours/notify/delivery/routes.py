@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import suppress
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from parcours.auth import SESSION_COOKIE
@@ -36,6 +34,7 @@ from parcours.notify.delivery.inbox import (
     mark_read,
     unread_count,
 )
+from parcours.notify.delivery.sse import inbox_event_stream
 from parcours.platform import Platform
 from parcours.security.principal import Principal
 
@@ -143,37 +142,20 @@ def inbox_routes(
 
         cursor = await asyncio.to_thread(start)
 
-        def fetch(after: int) -> list[dict[str, object]]:
+        def fetch(after: int) -> list[tuple[int, str]]:
             with store.begin(readonly=True) as tx:
                 items = inbox_items(
                     tx, targets, principal.subject, after_seq=after, limit=100, newest_first=False
                 )
-            return [i.as_json() for i in items]
+            return [(i.seq, json.dumps(i.as_json(), ensure_ascii=False)) for i in items]
 
-        async def events() -> AsyncIterator[str]:
-            nonlocal cursor
-            loop = asyncio.get_running_loop()
-            # The browser's EventSource reconnects after this many ms if the stream drops.
-            yield "retry: 3000\n\n"
-            last_sent = loop.time()
-            with signal.listen() as woken:
-                while not await request.is_disconnected():
-                    woken.clear()
-                    for item in await asyncio.to_thread(fetch, cursor):
-                        cursor = int(str(item["seq"]))
-                        data = json.dumps(item, ensure_ascii=False)
-                        yield f"id: {cursor}\nevent: notification\ndata: {data}\n\n"
-                        last_sent = loop.time()
-                    if loop.time() - last_sent >= heartbeat_seconds:
-                        yield ": ping\n\n"
-                        last_sent = loop.time()
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(woken.wait(), timeout=poll_seconds)
-
-        return StreamingResponse(
-            events(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        return inbox_event_stream(
+            request,
+            signal,
+            cursor,
+            fetch,
+            poll_seconds=poll_seconds,
+            heartbeat_seconds=heartbeat_seconds,
         )
 
     return [
