@@ -52,11 +52,10 @@ def pg_schema_url(schema: str) -> str:
     return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (no schema yet) of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'parcours.db'}"
+def _empty_database(kind: str, sqlite_file: Path) -> Iterator[str]:
+    """An empty database (no schema yet): a SQLite file, or a PostgreSQL schema dropped after."""
+    if kind == "sqlite":
+        yield f"sqlite:///{sqlite_file}"
         return
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -69,6 +68,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no schema yet) of each kind."""
+    yield from _empty_database(request.param, tmp_path / "parcours.db")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -76,20 +81,7 @@ def module_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """``database_url`` shared by a whole test module (a server per module, read-only tests)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('module') / 'parcours.db'}"
-        return
-    require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield pg_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield from _empty_database(request.param, tmp_path_factory.mktemp("module") / "parcours.db")
 
 
 def corpus_dir() -> Path:

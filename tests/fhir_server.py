@@ -19,9 +19,11 @@ import uvicorn
 from starlette.applications import Starlette
 
 from audit_oracle import Recorder, expected_events, last_seq, recorded_events
+from parcours.auth import issue_token
 from parcours.config import Settings
 from parcours.fhir import create_fhir_app, fhir_routes
 from parcours.platform import Platform, build_platform
+from parcours.security.principal import Principal
 from parcours.store.schema_version import ensure_schema
 
 TOKEN = "test-token-0123456789abcdef"
@@ -58,6 +60,24 @@ class Server:
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.base, headers=AUTH, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def admin(self) -> httpx.Client:
+        return self.client()
+
+    def as_(
+        self, practitioner_id: str, role: str = "professional", display: str | None = None
+    ) -> httpx.Client:
+        """A client with a token of this server's keys for ``Practitioner/practitioner_id``."""
+        principal = Principal(
+            f"Practitioner/{practitioner_id}",
+            frozenset({role}),
+            practitioner=f"Practitioner/{practitioner_id}",
+            display=display or f"{role} {practitioner_id}",
+        )
+        token = issue_token(self.platform.store, principal, 600, settings=self.platform.settings)
+        return httpx.Client(
+            base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
 
 
 def start_server(database_url: str, **settings: Any) -> Generator[Server, None, None]:

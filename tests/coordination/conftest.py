@@ -10,15 +10,15 @@ import pytest
 from fhir_server import start_server
 from parcours.coordination import install_conformance
 
-from .support import TOKEN, Server, World, create, ref
+from .support import Server, World, create, ref
 
 
 @pytest.fixture(scope="module")
 def server(module_database_url: str) -> Iterator[Server]:
     # The shared FHIR test server: its requests are checked against the audit trail.
-    for running in start_server(module_database_url, admin_token=TOKEN):
+    for running in start_server(module_database_url):
         install_conformance(running.platform.store)
-        yield Server(running.base, running.platform)
+        yield running
 
 
 @pytest.fixture

@@ -9,35 +9,8 @@ from typing import Any
 
 import httpx
 
-from parcours.auth import issue_token
+from fhir_server import Server
 from parcours.coordination import QUESTIONNAIRE_URL
-from parcours.platform import Platform
-from parcours.security.principal import Principal
-
-TOKEN = "coordination-admin-token-0123456789abcdef"
-
-
-@dataclass
-class Server:
-    base: str
-    platform: Platform
-
-    def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
-        )
-
-    def as_(self, practitioner_id: str, role: str = "professional") -> httpx.Client:
-        principal = Principal(
-            f"Practitioner/{practitioner_id}",
-            frozenset({role}),
-            practitioner=f"Practitioner/{practitioner_id}",
-            display=f"{role} {practitioner_id}",
-        )
-        token = issue_token(self.platform.store, principal, 600, settings=self.platform.settings)
-        return httpx.Client(
-            base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=60
-        )
 
 
 def create(client: httpx.Client, resource: dict[str, Any]) -> str:

@@ -19,9 +19,7 @@ import pytest
 from sqlalchemy import text, update
 
 from fhir_server import Server
-from parcours.auth import issue_token
 from parcours.security import policy
-from parcours.security.principal import Principal
 from parcours.security.tables import access_grant
 
 
@@ -50,18 +48,7 @@ class Circle:
     observation: str
 
     def as_(self, practitioner: str, role: str = "professional") -> httpx.Client:
-        principal = Principal(
-            f"Practitioner/{practitioner}",
-            frozenset({role}),
-            practitioner=f"Practitioner/{practitioner}",
-            display=f"Dr {practitioner}",
-        )
-        token = issue_token(
-            self.server.platform.store, principal, 600, settings=self.server.platform.settings
-        )
-        return httpx.Client(
-            base_url=self.server.base, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
+        return self.server.as_(practitioner, role, display=f"Dr {practitioner}")
 
     def put_team(self, **changes: Any) -> None:
         self.team = {**self.team, **changes}

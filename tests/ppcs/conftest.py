@@ -9,14 +9,13 @@ import pytest
 
 from fhir_server import start_server
 
-from .support import TOKEN, Circle, Server, create, ref
+from .support import Circle, Server, create, ref
 
 
 @pytest.fixture(scope="module")
 def server(module_database_url: str) -> Iterator[Server]:
     # The shared FHIR test server: its requests are checked against the audit trail.
-    for running in start_server(module_database_url, admin_token=TOKEN):
-        yield Server(running.base, running.platform)
+    yield from start_server(module_database_url)
 
 
 @pytest.fixture

@@ -11,34 +11,7 @@ from typing import Any
 import httpx
 from pypdf import PdfReader
 
-from parcours.auth import issue_token
-from parcours.platform import Platform
-from parcours.security.principal import Principal
-
-TOKEN = "ppcs-admin-token-0123456789abcdef"
-
-
-@dataclass
-class Server:
-    base: str
-    platform: Platform
-
-    def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
-        )
-
-    def as_practitioner(self, practitioner_id: str, display: str) -> httpx.Client:
-        principal = Principal(
-            f"Practitioner/{practitioner_id}",
-            frozenset({"professional"}),
-            practitioner=f"Practitioner/{practitioner_id}",
-            display=display,
-        )
-        token = issue_token(self.platform.store, principal, 600, settings=self.platform.settings)
-        return httpx.Client(
-            base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=60
-        )
+from fhir_server import Server
 
 
 def create(client: httpx.Client, resource: dict[str, Any]) -> str:
@@ -70,13 +43,13 @@ class Circle:
     goal: str
 
     def coordinator_client(self) -> httpx.Client:
-        return self.server.as_practitioner(self.coordinator, "Dr Coordinatrice")
+        return self.server.as_(self.coordinator, display="Dr Coordinatrice")
 
     def nurse_client(self) -> httpx.Client:
-        return self.server.as_practitioner(self.nurse, "Infirmière")
+        return self.server.as_(self.nurse, display="Infirmière")
 
     def outsider_client(self) -> httpx.Client:
-        return self.server.as_practitioner(self.outsider, "Dr Ailleurs")
+        return self.server.as_(self.outsider, display="Dr Ailleurs")
 
 
 def ppcs_draft(c: Circle, **changes: Any) -> dict[str, Any]:
