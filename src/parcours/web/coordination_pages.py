@@ -23,7 +23,7 @@ from parcours.coordination.states import NEEDS_REASON
 from parcours.web.gateway import UiError
 from parcours.web.home import search_each
 from parcours.web.patients import error_page
-from parcours.web.people import display_name, index_by_ref, patient_name
+from parcours.web.people import display_name, patient_name, split_entries
 from parcours.web.rendering import render
 from parcours.web.session import View
 from parcours.web.workspace import MyRefs, my_refs
@@ -86,14 +86,9 @@ def _search_requests(
             *extra,
         ],
     )
-    included = index_by_ref(
-        e["resource"] for e in entries if e.get("search", {}).get("mode") == "include"
-    )
+    matches, included = split_entries(entries)
     cards = []
-    for entry in entries:
-        if entry.get("search", {}).get("mode", "match") != "match":
-            continue
-        task = entry["resource"]
+    for task in matches:
         status = business_status(task)
         if status is None:
             continue

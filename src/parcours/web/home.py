@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from parcours.web.people import index_by_ref, patient_name
+from parcours.web.people import patient_name, split_entries
 from parcours.web.rendering import render
 from parcours.web.sections import Section, section
 from parcours.web.session import View
@@ -95,14 +95,9 @@ def _patients(view: View, members: tuple[str, ...]) -> tuple[list[MyPatient], bo
             ("_count", str(MY_PATIENTS)),
         ],
     )
-    included = index_by_ref(
-        e["resource"] for e in entries if e.get("search", {}).get("mode") == "include"
-    )
+    matches, included = split_entries(entries)
     out = []
-    for entry in entries:
-        team = entry["resource"]
-        if entry.get("search", {}).get("mode", "match") != "match":
-            continue
+    for team in matches:
         ref = str(team.get("subject", {}).get("reference", ""))
         patient = included.get(ref)
         if patient is None:
@@ -119,14 +114,9 @@ def _patients(view: View, members: tuple[str, ...]) -> tuple[list[MyPatient], bo
 
 
 def task_rows(entries: list[dict[str, Any]]) -> list[MyTask]:
-    included = index_by_ref(
-        e["resource"] for e in entries if e.get("search", {}).get("mode") == "include"
-    )
+    matches, included = split_entries(entries)
     rows = []
-    for entry in entries:
-        if entry.get("search", {}).get("mode", "match") != "match":
-            continue
-        task = entry["resource"]
+    for task in matches:
         ref = str(task.get("for", {}).get("reference", ""))
         patient = included.get(ref)
         title = str(

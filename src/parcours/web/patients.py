@@ -14,7 +14,7 @@ from parcours.ppcs import is_ppcs
 from parcours.web.gateway import UiError
 from parcours.web.home import MyTask, task_rows
 from parcours.web.patient_search import STATUS_LABELS, parse_criteria, search_patients
-from parcours.web.people import display_name, index_by_ref, member_label, patient_name
+from parcours.web.people import display_name, member_label, patient_name, split_entries
 from parcours.web.rendering import is_htmx, render
 from parcours.web.sections import Section, section
 from parcours.web.session import View
@@ -190,10 +190,7 @@ def load_circle(view: View, patient_id: str) -> Circle:
         ],
     )
     entries = bundle.get("entry") or []
-    included = index_by_ref(
-        e["resource"] for e in entries if e.get("search", {}).get("mode") == "include"
-    )
-    teams = [e["resource"] for e in entries if e.get("search", {}).get("mode", "match") == "match"]
+    teams, included = split_entries(entries)
     consents = view.fhir.search(
         "Consent", [("patient", f"Patient/{patient_id}"), ("status", "active"), ("_count", "50")]
     )

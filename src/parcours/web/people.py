@@ -5,13 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["display_name", "index_by_ref", "member_label", "patient_name"]
+__all__ = ["display_name", "member_label", "patient_name", "split_entries"]
 
 Resource = dict[str, Any]
 
 
-def index_by_ref(resources: Iterable[Resource]) -> dict[str, Resource]:
-    return {f"{r['resourceType']}/{r['id']}": r for r in resources}
+def split_entries(entries: Iterable[Resource]) -> tuple[list[Resource], dict[str, Resource]]:
+    """A search Bundle's entries: the matches, and the included resources by "Type/id"."""
+    matches: list[Resource] = []
+    included: dict[str, Resource] = {}
+    for entry in entries:
+        res = entry["resource"]
+        mode = entry.get("search", {}).get("mode", "match")
+        if mode == "match":
+            matches.append(res)
+        elif mode == "include":
+            included[f"{res['resourceType']}/{res['id']}"] = res
+    return matches, included
 
 
 def display_name(res: Resource | None) -> str:
