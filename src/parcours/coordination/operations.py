@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from parcours.errors import Forbidden, InvalidInput, Issue
 from parcours.fhir.context import FhirContext
+from parcours.fhir.parameters import one_parameter, parameters_of
 from parcours.fhir.render import resource_headers
 from parcours.fhir.request import FhirRequest, FhirResponse
 from parcours.security import guard
@@ -39,40 +40,16 @@ Handler = Callable[[FhirRequest, Transaction, FhirContext, Params], FhirResponse
 service: Final = Coordination()
 
 
-def _parameters(req: FhirRequest, operation: str) -> list[dict[str, Any]]:
-    body = req.body
-    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
-        raise InvalidInput(f"{operation} takes a Parameters resource as its body")
-    parameters = body.get("parameter") or []
-    if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
-        raise InvalidInput("Parameters.parameter must be a list of objects")
-    return parameters
-
-
 def _value(parameters: list[dict[str, Any]], name: str, *keys: str) -> Any:
-    found = [p for p in parameters if p.get("name") == name]
-    if len(found) > 1:
-        raise InvalidInput(
-            f"parameter {name} is given {len(found)} times", [Issue("repeated", name, "value")]
-        )
-    if not found:
-        return None
-    for key in keys:
-        if key in found[0]:
-            value = found[0][key]
-            if key == "valueReference":
-                ref = value.get("reference") if isinstance(value, dict) else None
-                if not isinstance(ref, str) or not ref:
-                    raise InvalidInput(
-                        f"parameter {name} needs a reference",
-                        [Issue("no reference", name, "value")],
-                    )
-                return ref
-            return value
-    raise InvalidInput(
-        f"parameter {name} needs {' or '.join(keys)}",
-        [Issue(f"expected {' or '.join(keys)}", name, code="value")],
-    )
+    key, value = one_parameter(parameters, name, *keys)
+    if key == "valueReference":
+        ref = value.get("reference") if isinstance(value, dict) else None
+        if not isinstance(ref, str) or not ref:
+            raise InvalidInput(
+                f"parameter {name} needs a reference", [Issue("no reference", name, "value")]
+            )
+        return ref
+    return value
 
 
 def _text(parameters: list[dict[str, Any]], name: str, *keys: str) -> str | None:
@@ -98,7 +75,7 @@ def _task(req: FhirRequest, task: dict[str, Any], status: int = 200) -> FhirResp
 
 
 def intake(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
-    parameters = _parameters(req, "Task/$intake")
+    parameters = parameters_of(req, "Task/$intake")
     response = _value(parameters, "response", "resource")
     if not isinstance(response, dict):
         raise InvalidInput(
@@ -128,7 +105,7 @@ def intake(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> Fh
 
 
 def transition(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
-    parameters = _parameters(req, "Task/$transition")
+    parameters = parameters_of(req, "Task/$transition")
     task = service.transition(
         tx,
         p["id"],
@@ -141,13 +118,13 @@ def transition(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -
 
 
 def triage(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
-    parameters = _parameters(req, "Task/$triage")
+    parameters = parameters_of(req, "Task/$triage")
     priority = _required(_text(parameters, "priority", "valueCode"), "priority")
     return _task(req, service.triage(tx, p["id"], priority))
 
 
 def assign(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
-    parameters = _parameters(req, "Task/$assign")
+    parameters = parameters_of(req, "Task/$assign")
     task = service.assign(
         tx,
         p["id"],
@@ -158,7 +135,7 @@ def assign(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> Fh
 
 
 def plan_action(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
-    parameters = _parameters(req, "Task/$plan-action")
+    parameters = parameters_of(req, "Task/$plan-action")
     action = service.plan_action(
         tx,
         p["id"],
@@ -170,7 +147,7 @@ def plan_action(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) 
 
 
 def link_pathway(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
-    parameters = _parameters(req, "Task/$link-pathway")
+    parameters = parameters_of(req, "Task/$link-pathway")
     careplan = _required(_text(parameters, "careplan", "valueReference"), "careplan")
     return _task(req, service.link_pathway(tx, p["id"], careplan))
 

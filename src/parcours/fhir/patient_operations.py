@@ -20,6 +20,7 @@ from typing import Any, Final
 from parcours.errors import InvalidInput, Issue
 from parcours.fhir.context import FhirContext
 from parcours.fhir.outcome import operation_outcome
+from parcours.fhir.parameters import one_parameter, parameters_of
 from parcours.fhir.render import bundle, url
 from parcours.fhir.request import FhirRequest, FhirResponse
 from parcours.identity import identity_service, merge_patients, unmerge
@@ -34,29 +35,8 @@ _MAX_COUNT: Final = 100
 Params = dict[str, str]
 
 
-def _parameters(req: FhirRequest, operation: str) -> list[dict[str, Any]]:
-    body = req.body
-    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
-        raise InvalidInput(f"{operation} takes a Parameters resource as its body")
-    parameters = body.get("parameter") or []
-    if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
-        raise InvalidInput("Parameters.parameter must be a list of objects")
-    return parameters
-
-
 def _one(parameters: list[dict[str, Any]], name: str, key: str) -> Any:
-    found = [p for p in parameters if p.get("name") == name]
-    if len(found) > 1:
-        raise InvalidInput(
-            f"parameter {name} is given {len(found)} times", [Issue("repeated", name, "value")]
-        )
-    if not found:
-        return None
-    if key not in found[0]:
-        raise InvalidInput(
-            f"parameter {name} needs {key}", [Issue(f"expected {key}", name, code="value")]
-        )
-    return found[0][key]
+    return one_parameter(parameters, name, key)[1]
 
 
 def _patient_id(parameters: list[dict[str, Any]], name: str) -> str:
@@ -83,7 +63,7 @@ def _actor(req: FhirRequest) -> str:
 
 def patient_match(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
     guard.require_every(tx, "Patient")
-    parameters = _parameters(req, "Patient/$match")
+    parameters = parameters_of(req, "Patient/$match")
     patient = _one(parameters, "resource", "resource")
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
         raise InvalidInput(
@@ -122,7 +102,7 @@ def _reason(parameters: list[dict[str, Any]]) -> str:
 
 def patient_merge(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
     guard.require_every(tx, "Patient", write=True)
-    parameters = _parameters(req, "Patient/$merge")
+    parameters = parameters_of(req, "Patient/$merge")
     source = _patient_id(parameters, "source-patient")
     target = _patient_id(parameters, "target-patient")
     result = merge_patients(tx, source, target, actor=_actor(req), reason=_reason(parameters))
@@ -144,7 +124,7 @@ def patient_merge(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params
 
 def patient_unmerge(req: FhirRequest, tx: Transaction, ctx: FhirContext, p: Params) -> FhirResponse:
     guard.require_every(tx, "Patient", write=True)
-    parameters = _parameters(req, "Patient/$unmerge")
+    parameters = parameters_of(req, "Patient/$unmerge")
     raw = _one(parameters, "merge-id", "valueString")
     if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 18:
         raise InvalidInput(
