@@ -22,13 +22,14 @@ from starlette.routing import BaseRoute, Route
 from parcours.auth.accounts import LoginRefused, RateLimited
 from parcours.auth.authenticator import SESSION_COOKIE, Authenticator, Session
 from parcours.auth.oidc import OidcError
+from parcours.config import Settings
 from parcours.errors import Unauthenticated
 from parcours.security.principal import Principal
 
 if TYPE_CHECKING:
     from parcours.platform import Platform
 
-__all__ = ["auth_routes"]
+__all__ = ["auth_routes", "clear_session_cookie", "set_session_cookie"]
 
 _MAX_FORM = 64 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -87,6 +88,29 @@ def _page(status: int, title: str, message: str) -> HTMLResponse:
     )
 
 
+def set_session_cookie(response: Response, session: Session, settings: Settings) -> None:
+    """The web session cookie, with the same flags for the API's and the workspace's logins."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        max_age=settings.session_seconds,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.base_url.startswith("https://"),
+    )
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.base_url.startswith("https://"),
+    )
+
+
 def _wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "json" in accept and "text/html" not in accept
@@ -95,18 +119,9 @@ def _wants_json(request: Request) -> bool:
 class _Handlers:
     def __init__(self, auth: Authenticator) -> None:
         self.auth = auth
-        self.secure = auth.settings.base_url.startswith("https://")
 
     def _set_cookie(self, response: Response, session: Session) -> None:
-        response.set_cookie(
-            SESSION_COOKIE,
-            session.token,
-            max_age=self.auth.settings.session_seconds,
-            path="/",
-            httponly=True,
-            samesite="lax",
-            secure=self.secure,
-        )
+        set_session_cookie(response, session, self.auth.settings)
 
     # ---- client credentials ----------------------------------------------------------------
 
@@ -212,9 +227,7 @@ class _Handlers:
         response: Response = JSONResponse({"logged_out": closed}, headers=_NO_STORE)
         if "next" in request.query_params:
             response = RedirectResponse(_local_path(request.query_params["next"]), 303)
-        response.delete_cookie(
-            SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=self.secure
-        )
+        clear_session_cookie(response, self.auth.settings)
         return response
 
     async def session(self, request: Request) -> Response:

@@ -25,7 +25,7 @@ from .model import (
 from .questionnaire import check_response, questionnaire
 from .report import CoordinationReport, coordination_report, period_ms
 from .rules import CoordinationRules
-from .service import PRIORITIES, Coordination, Intake
+from .service import PRIORITIES, STATUS_DISPLAY, Coordination, Intake
 from .sla import SlaPolicy, SlaState, SweepResult, sla_state, sweep
 from .states import TRANSITIONS, InvalidTransition, check_transition, task_status
 
@@ -36,6 +36,7 @@ __all__ = [
     "EXT_SLA",
     "PRIORITIES",
     "QUESTIONNAIRE_URL",
+    "STATUS_DISPLAY",
     "SYSTEM_STATUS",
     "SYSTEM_TASK",
     "TRANSITIONS",

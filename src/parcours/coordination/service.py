@@ -63,7 +63,7 @@ _REQUESTER_TYPES: Final = (
     "RelatedPerson",
 )
 _ACTION_STATUSES: Final = ("requested", "in-progress", "on-hold", "completed", "cancelled")
-_STATUS_DISPLAY: Final = {
+STATUS_DISPLAY: Final = {
     Status.RECEIVED: "Reçue",
     Status.UNDER_ANALYSIS: "En analyse",
     Status.ACCEPTED: "Acceptée",
@@ -103,7 +103,7 @@ def _status(value: Status | str) -> Status:
 def _status_concept(status: Status) -> dict[str, Any]:
     return {
         "coding": [
-            {"system": SYSTEM_STATUS, "code": status.value, "display": _STATUS_DISPLAY[status]}
+            {"system": SYSTEM_STATUS, "code": status.value, "display": STATUS_DISPLAY[status]}
         ]
     }
 

@@ -15,7 +15,14 @@ from urllib.parse import urlencode
 
 from starlette.responses import RedirectResponse, Response
 
-from parcours.coordination import PRIORITIES, SYSTEM_TASK, TRANSITIONS, Status, business_status
+from parcours.coordination import (
+    PRIORITIES,
+    STATUS_DISPLAY,
+    SYSTEM_TASK,
+    TRANSITIONS,
+    Status,
+    business_status,
+)
 from parcours.coordination import history as request_history
 from parcours.coordination import questionnaire as intake_questionnaire
 from parcours.coordination.model import REQUEST_CODE
@@ -29,7 +36,6 @@ from parcours.web.session import View
 from parcours.web.workspace import MyRefs, my_refs
 
 __all__ = [
-    "STATUS_LABELS",
     "assigned_requests",
     "intake_form",
     "intake_submit",
@@ -38,14 +44,6 @@ __all__ = [
     "requests_board",
 ]
 
-STATUS_LABELS: dict[Status, str] = {
-    Status.RECEIVED: "Reçue",
-    Status.UNDER_ANALYSIS: "En analyse",
-    Status.ACCEPTED: "Acceptée",
-    Status.REDIRECTED: "Réorientée",
-    Status.REFUSED: "Refusée",
-    Status.CLOSED: "Clôturée",
-}
 PRIORITY_LABELS = {
     "routine": "Normale",
     "urgent": "Urgente",
@@ -107,7 +105,7 @@ def _search_requests(
                 due=str(task.get("restriction", {}).get("period", {}).get("end") or ""),
                 status=status,
                 moves=[
-                    (target.value, STATUS_LABELS[target], target in NEEDS_REASON)
+                    (target.value, STATUS_DISPLAY[target], target in NEEDS_REASON)
                     for target in Status
                     if target in TRANSITIONS[status]
                 ],
@@ -144,7 +142,7 @@ def assigned_requests(view: View, refs: MyRefs) -> dict[str, Any]:
                 "href": f"{url('requests_board')}#demande-{c.id}",
                 "title": c.patient,
                 "received": c.received,
-                "status": STATUS_LABELS[c.status],
+                "status": STATUS_DISPLAY[c.status],
             }
             for c in cards[:10]
         ]
@@ -159,7 +157,7 @@ def requests_board(view: View) -> Response:
     except UiError as error:
         return error_page(view, error)
     columns = [
-        (status, STATUS_LABELS[status], [c for c in cards if c.status is status])
+        (status, STATUS_DISPLAY[status], [c for c in cards if c.status is status])
         for status in Status
     ]
     return render(

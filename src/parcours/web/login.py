@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from parcours.auth import SESSION_COOKIE, Authenticator, LoginRefused, RateLimited
+from parcours.auth.routes import clear_session_cookie, set_session_cookie
 from parcours.web.rendering import render
 from parcours.web.session import _read_form
 
@@ -31,7 +32,6 @@ def _local_path(value: str | None) -> str:
 class LoginPages:
     def __init__(self, auth: Authenticator) -> None:
         self.auth = auth
-        self.secure = auth.settings.base_url.startswith("https://")
 
     def _page(self, request: Request, status: int = 200, **context: object) -> Response:
         oidc = self.auth.settings.oidc_issuer is not None
@@ -78,15 +78,7 @@ class LoginPages:
                 next=target,
             )
         response = RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
-        response.set_cookie(
-            SESSION_COOKIE,
-            session.token,
-            max_age=self.auth.settings.session_seconds,
-            path="/",
-            httponly=True,
-            samesite="lax",
-            secure=self.secure,
-        )
+        set_session_cookie(response, session, self.auth.settings)
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -95,7 +87,5 @@ class LoginPages:
         if token:
             await run_in_threadpool(self.auth.logout, token)
         response = RedirectResponse(str(request.app.url_path_for("web_login")), 303)
-        response.delete_cookie(
-            SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=self.secure
-        )
+        clear_session_cookie(response, self.auth.settings)
         return response
