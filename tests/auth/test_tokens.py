@@ -87,9 +87,14 @@ def test_ttl_is_bounded(auth: Authenticator) -> None:
 
 def test_expired_token_says_so(auth: Authenticator, clock: Clock) -> None:
     token = auth.tokens.issue(DR, 60)
-    clock.advance(60 + 31)  # past exp and the 30 s leeway
+    header = {"authorization": f"Bearer {token}"}
+    # Verified once, then kept by the service: still refused the moment it expires.
+    assert auth.authenticate(header).subject == "Practitioner/p1"
+    clock.advance(60 + 29)  # within the 30 s leeway after exp: still valid
+    assert auth.authenticate(header).subject == "Practitioner/p1"
+    clock.advance(1)
     with pytest.raises(Unauthenticated, match="expired"):
-        auth.authenticate({"authorization": f"Bearer {token}"})
+        auth.authenticate(header)
 
 
 def test_not_yet_valid_token_refused(auth: Authenticator, clock: Clock) -> None:
@@ -189,6 +194,7 @@ def test_rotation_by_age_and_seen_by_another_process(
 
 def test_retired_key_refuses_its_tokens(auth: Authenticator) -> None:
     token = auth.tokens.issue(DR, 600)
+    assert auth.tokens.verify(token).subject == "Practitioner/p1"  # verified and kept
     assert auth.tokens.keys.retire(str(_parts(token)[0]["kid"]))
     with pytest.raises(Unauthenticated, match="key"):
         auth.tokens.verify(token)

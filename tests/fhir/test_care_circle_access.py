@@ -16,11 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import text
 
 from fhir_server import Server
+from parcours.config import Settings
+from parcours.platform import build_platform
 from parcours.security import policy
-from parcours.security.tables import access_grant
+from parcours.store.clock import instant, now_ms
 
 
 def _ref(kind: str, res_id: str) -> dict[str, str]:
@@ -115,6 +117,47 @@ def test_a_member_who_leaves_loses_access_at_once(circle: Circle) -> None:
         assert _reads(gp, circle) == 403
 
 
+def test_a_circle_changed_by_another_process_is_seen_at_once(circle: Circle) -> None:
+    """Each process keeps a caller's visible patients across requests; a change committed by
+    any process (here a second platform on the same database, with its own caches) ends that
+    at once."""
+    with circle.as_(circle.gp) as gp:
+        assert _reads(gp, circle) == 200
+        assert _observations(gp, circle) == 1
+        other = build_platform(Settings(database_url=circle.server.platform.settings.database_url))
+        try:
+            with other.store.begin() as tx:
+                tx.update({**circle.team, "participant": circle.team["participant"][1:]})
+        finally:
+            other.close()
+        assert _reads(gp, circle) == 403
+        assert _observations(gp, circle) == 0
+
+
+def test_participations_start_and_end_at_their_instant_without_a_write(
+    circle: Circle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A participation's end (or start) takes effect the millisecond it passes, although the
+    visible patients are kept across requests and nothing is written in between."""
+    soon = now_ms() + 3_600_000
+    participants = circle.team["participant"]
+    ending = {**participants[0], "period": {"start": "2024-01-01", "end": instant(soon)}}
+    starting = {**participants[1], "period": {"start": instant(soon)}}
+    circle.put_team(participant=[ending, starting])
+    with circle.as_(circle.gp) as gp, circle.as_(circle.nurse) as nurse:
+        assert (_reads(gp, circle), _reads(nurse, circle)) == (200, 403)
+        assert (_observations(gp, circle), _observations(nurse, circle)) == (1, 0)
+        monkeypatch.setattr(policy, "now_ms", lambda: soon + 1000)
+        assert (_reads(gp, circle), _reads(nurse, circle)) == (403, 200)
+        assert (_observations(gp, circle), _observations(nurse, circle)) == (0, 1)
+
+
+def _observations(client: httpx.Client, circle: Circle) -> int:
+    search = client.get("/Observation", params={"subject": f"Patient/{circle.patient}"})
+    assert search.status_code == 200, search.text
+    return int(search.json()["total"])
+
+
 def test_a_closed_circle_opens_nothing(circle: Circle) -> None:
     with circle.as_(circle.gp) as gp:
         circle.put_team(status="inactive")
@@ -180,7 +223,9 @@ def test_an_opposition_to_one_professional_spares_the_others(circle: Circle) -> 
         assert (_reads(gp, circle), _reads(nurse, circle)) == (403, 200)
 
 
-def test_break_the_glass_is_limited_in_time_flagged_and_reported(circle: Circle) -> None:
+def test_break_the_glass_is_limited_in_time_flagged_and_reported(
+    circle: Circle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stranger = _create(
         circle.admin, {"resourceType": "Practitioner", "name": [{"family": "Urgentiste"}]}
     )
@@ -216,9 +261,10 @@ def test_break_the_glass_is_limited_in_time_flagged_and_reported(circle: Circle)
             if e["resource"]["subtype"][0]["code"] == "110127"
         )
         assert reason in str(act)
-        # Time-limited: once the grant has expired, the door is shut again.
-        with circle.server.platform.store.engine.begin() as conn:
-            conn.execute(update(access_grant).values(expires_ms=1))
+        # Time-limited: once the grant has expired, the door is shut again, with no write
+        # in between (the policy's clock moves past the expiry; nothing else changes).
+        seconds = circle.server.platform.settings.break_glass_seconds
+        monkeypatch.setattr(policy, "now_ms", lambda: now_ms() + seconds * 1000 + 1)
         assert _reads(er, circle) == 403
 
 

@@ -31,6 +31,8 @@ __all__ = ["AUDIENCE", "TokenService", "issue_token", "key_ring", "verify_token"
 AUDIENCE = "parcours"
 # Seconds of clock difference tolerated between the processes that sign and verify.
 LEEWAY = 30
+# Verified tokens kept per process (``TokenService.verify``); emptied when full.
+VERIFIED_MAX = 50_000
 
 _RINGS: weakref.WeakKeyDictionary[Store, KeyRing] = weakref.WeakKeyDictionary()
 
@@ -53,6 +55,10 @@ class TokenService:
         self.settings = settings
         self.clock = clock
         self.keys = key_ring(store, settings, clock)
+        # Tokens already verified: token -> (principal, kid, exp). A client sends the same
+        # token on every request until it expires; checking its ES256 signature and claims
+        # each time costs more than the policy. A hit still needs its key to be accepted now.
+        self._verified: dict[str, tuple[Principal, str, int]] = {}
 
     def issue(self, principal: Principal, ttl: int) -> str:
         if ttl <= 0:
@@ -84,6 +90,19 @@ class TokenService:
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token, or ``Unauthenticated`` saying what is wrong."""
+        known = self._verified.get(token)
+        if known is not None:
+            principal, kid, expires = known
+            if self.clock() < expires + LEEWAY and self.keys.verification_key(kid) is not None:
+                return principal
+            self._verified.pop(token, None)
+        principal, kid, expires = self._verify(token)
+        if len(self._verified) >= VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = (principal, kid, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, str, int]:
         header = _header(token)
         if header.get("alg") != ALGORITHM:
             raise Unauthenticated(f"token algorithm {str(header.get('alg'))[:16]!r} is refused")
@@ -118,7 +137,7 @@ class TokenService:
             raise Unauthenticated("the token's roles claim is malformed")
         scope = claims.get("scope", "")
         practitioner = claims.get("practitioner")
-        return Principal(
+        principal = Principal(
             subject=str(claims["sub"]),
             # Unknown role names (from a newer version, say) grant nothing.
             roles=frozenset(r for r in roles if r in ROLES),
@@ -128,6 +147,7 @@ class TokenService:
             method="jwt",
             session=str(claims["jti"]),
         )
+        return principal, kid, int(claims["exp"])
 
 
 def _header(token: str) -> dict[str, Any]:

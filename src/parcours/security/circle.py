@@ -12,11 +12,13 @@ every professional) lose access to the patient over the provision's period.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import Table, delete, insert, select
 
 from parcours.security.tables import care_member, care_opposition
+from parcours.security.visibility import changed
 from parcours.store.search.values import date_range
 
 if TYPE_CHECKING:
@@ -148,16 +150,32 @@ def on_write(tx: Transaction, new: dict[str, Any] | None, old: dict[str, Any] | 
     kind = current.get("resourceType")
     res_id = current.get("id")
     if kind == "CareTeam":
-        tx.conn.execute(delete(care_member).where(care_member.c.careteam_id == res_id))
         rows = _careteam_rows(tx, new) if new is not None else []
-        if rows:
-            tx.conn.execute(insert(care_member), [{**r, "careteam_id": res_id} for r in rows])
+        _replace(tx, care_member, care_member.c.careteam_id, res_id, rows, "careteam_id")
     elif kind == "PractitionerRole":
         from parcours.security.policy import forget_keys
 
         forget_keys(tx)
     elif kind == "Consent":
-        tx.conn.execute(delete(care_opposition).where(care_opposition.c.consent_id == res_id))
         rows = _opposition_rows(tx, new) if new is not None else []
-        if rows:
-            tx.conn.execute(insert(care_opposition), [{**r, "consent_id": res_id} for r in rows])
+        _replace(tx, care_opposition, care_opposition.c.consent_id, res_id, rows, "consent_id")
+
+
+def _replace(
+    tx: Transaction, table: Table, owner: Any, owner_id: Any, rows: list[dict[str, Any]], key: str
+) -> None:
+    """Make ``rows`` the rows of ``owner_id``; when they differ from the stored ones, the
+    visible patients of someone change (``visibility.changed``)."""
+    wanted = [{**r, key: owner_id} for r in rows]
+    columns = [c for c in table.c if c.name != "pk"]
+    stored = tx.conn.execute(select(*columns).where(owner == owner_id)).mappings().all()
+    if _as_set(stored) == _as_set(wanted):
+        return
+    tx.conn.execute(delete(table).where(owner == owner_id))
+    if wanted:
+        tx.conn.execute(insert(table), wanted)
+    changed(tx)
+
+
+def _as_set(rows: Sequence[Mapping[Any, Any]]) -> frozenset[tuple[tuple[str, Any], ...]]:
+    return frozenset(tuple(sorted(row.items())) for row in rows)

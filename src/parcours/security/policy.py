@@ -27,7 +27,6 @@ The rules (decision D16 in docs/decisions.md):
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
@@ -36,25 +35,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import orjson
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
     FromClause,
     Select,
-    String,
     and_,
-    any_,
-    bindparam,
-    func,
     insert,
     literal,
     or_,
     select,
     union,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from parcours.errors import Forbidden, InvalidInput, NotFound
@@ -66,11 +59,12 @@ from parcours.security.tables import (
     care_opposition,
     platform_secret,
 )
+from parcours.security.visibility import Caller, Visible, changed, visible_patients
 from parcours.store.clock import now_ms
 from parcours.store.schema import idx_reference, resource
 
 if TYPE_CHECKING:
-    from parcours.store import Transaction
+    from parcours.store import Store, Transaction
 
 __all__ = [
     "PATIENT_TYPES",
@@ -223,10 +217,11 @@ class Access:
     org_keys: tuple[str, ...] = ()
     # Patients open to the caller by a current break-the-glass grant.
     glass: frozenset[str] = frozenset()
-    # The transaction's connection, to list the visible patients once (``visible``).
+    # The transaction's store and connection, to list the visible patients (``visible``).
     conn: Connection | None = field(default=None, compare=False)
+    store: Store | None = field(default=None, compare=False)
     _cache: dict[tuple[str, bool], Rule] = field(default_factory=dict, compare=False)
-    _visible: list[frozenset[str] | None] = field(default_factory=list, compare=False)
+    _visible: list[Visible | None] = field(default_factory=list, compare=False)
 
     @property
     def unrestricted(self) -> bool:
@@ -300,37 +295,29 @@ class Access:
         return (*self.member_keys, *self.org_keys, "*")
 
     def visible(self) -> frozenset[str] | None:
-        """The patients the caller may see now, read once per read-only transaction; None
-        when there are more than ``VISIBLE_LIST_MAX``, or in a transaction that writes (its own
-        writes may change the circles): the SQL filter then embeds the membership query.
+        """The patients the caller may see now, or None: more than ``VISIBLE_LIST_MAX``, or in
+        a transaction that writes (its own writes may change the circles); the SQL filter then
+        embeds the membership query. Read once per transaction, from the process's cache when
+        nothing can have changed it (``parcours.security.visibility``)."""
+        listed = self._listed()
+        return listed.ids if listed is not None else None
 
-        Why a list: a professional follows tens of patients, and an indexed IN list costs the
-        searches (and PostgreSQL's planner) much less than membership subqueries repeated in
-        the search, its count and its includes.
-        """
+    def _listed(self) -> Visible | None:
         if not self._visible:
             self._visible.append(self._read_visible())
         return self._visible[0]
 
-    def _read_visible(self) -> frozenset[str] | None:
-        if self.conn is None or not self.conn.info.get("readonly"):
+    def _read_visible(self) -> Visible | None:
+        if self.conn is None or self.store is None or not self.conn.info.get("readonly"):
             return None
-        keys = (*self.member_keys, *self.org_keys)
-        coordinated = "coordinator" in self.principal.roles and bool(self.org_keys)
-        statement = _visible_statement(bool(keys), coordinated, bool(self.glass))
-        values: dict[str, Any] = {
-            "now": self.now_ms,
-            "actors": list(self._actors()),
-            "limit": VISIBLE_LIST_MAX + 1,
-        }
-        if keys:
-            values["keys"] = list(keys)
-        if coordinated:
-            values["orgs"] = list(self.org_keys)
-        if self.glass or not keys:
-            values["subject"] = self.principal.subject
-        ids = frozenset(row[0] for row in self.conn.execute(statement, values))
-        return None if len(ids) > VISIBLE_LIST_MAX else ids
+        caller = Caller(
+            self.principal.subject,
+            self.member_keys,
+            self.org_keys,
+            "coordinator" in self.principal.roles,
+        )
+        listed = visible_patients(self.store, self.conn, caller, self.now_ms, VISIBLE_LIST_MAX)
+        return listed if listed.ids is not None else None
 
     def _reachable(self) -> Select[Any]:
         """Patients of the caller's circles and break-the-glass grants (oppositions apart).
@@ -358,9 +345,9 @@ class Access:
         return union(circle, grants)  # type: ignore[return-value]
 
     def patient_condition(self, column: Any) -> ColumnElement[bool]:
-        visible = self.visible()
-        if visible is not None:
-            return _one_of(column, sorted(visible), self.conn) if visible else literal(False)
+        listed = self._listed()
+        if listed is not None:
+            return listed.test(column)
         return and_(column.in_(self._reachable()), column.not_in(self._opposed()))
 
     def condition(self, alias: FromClause, res_type: str | None) -> ColumnElement[bool] | None:
@@ -479,47 +466,6 @@ def _active(table: Any, now: int | BindParameter[int]) -> ColumnElement[bool]:
     )
 
 
-@functools.cache
-def _visible_statement(by_keys: bool, coordinated: bool, glass: bool) -> Any:
-    """``Access._reachable`` minus ``Access._opposed`` with bound parameters, built once per
-    shape (building SQLAlchemy expressions costs more than running this indexed query)."""
-    now: BindParameter[int] = bindparam("now")
-    tests: list[ColumnElement[bool]] = []
-    if by_keys:
-        keys: BindParameter[list[str]] = bindparam("keys", expanding=True)
-        tests.append(and_(care_member.c.member.in_(keys), care_member.c.via == "member"))
-    if coordinated:
-        tests.append(care_member.c.member_org.in_(bindparam("orgs", expanding=True)))
-    grants = select(access_grant.c.patient_id).where(
-        access_grant.c.subject == bindparam("subject"), access_grant.c.expires_ms > now
-    )
-    if tests:
-        circle = select(care_member.c.patient_id).where(or_(*tests), _active(care_member, now))
-        reachable: Any = union(circle, grants) if glass else circle
-    else:
-        reachable = grants
-    opposed = select(care_opposition.c.patient_id).where(
-        care_opposition.c.actor.in_(bindparam("actors", expanding=True)),
-        _active(care_opposition, now),
-    )
-    patients = reachable.subquery()
-    column = patients.c.patient_id
-    return select(column).where(column.not_in(opposed)).limit(bindparam("limit"))
-
-
-def _one_of(column: Any, values: list[str], conn: Connection | None) -> ColumnElement[bool]:
-    """``column IN values`` as ONE bound parameter (an array on PostgreSQL, a JSON list on
-    SQLite): with an expanded IN, hundreds of parameters are rendered, bound and planned again
-    in the search, its count and each include."""
-    if conn is not None and conn.dialect.name == "postgresql":
-        array: BindParameter[Any] = bindparam(None, values, type_=postgresql.ARRAY(String))
-        listed: ColumnElement[bool] = column == any_(array)
-        return listed
-    items = func.json_each(bindparam(None, orjson.dumps(values).decode(), type_=String))
-    within: ColumnElement[bool] = column.in_(select(items.table_valued("value").c.value))
-    return within
-
-
 def sees_pseudonyms(principal: Principal) -> bool:
     """An analyst without another role reads pseudonymised data only."""
     roles = principal.roles
@@ -543,9 +489,11 @@ def _cache(
 
 
 def forget_keys(tx: Transaction) -> None:
-    """After this transaction commits, drop the cached keys (a role or a grant changed)."""
+    """After this transaction commits, drop the cached keys (a role or a grant changed); other
+    processes see the change within CACHE_SECONDS, and every process's visible lists at once."""
     store = tx.store
     tx.after_commit.append(lambda: store.caches.pop(_CACHE, None))
+    changed(tx)
 
 
 def access_for(tx: Transaction, principal: Principal, at_ms: int | None = None) -> Access:
@@ -558,7 +506,7 @@ def access_for(tx: Transaction, principal: Principal, at_ms: int | None = None) 
     cached = cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
         _at, members, orgs, glass = cached
-        return Access(principal, now, members, orgs, glass, tx.conn)
+        return Access(principal, now, members, orgs, glass, tx.conn, tx.store)
     members, orgs = _keys(tx, principal.practitioner)
     rows = tx.conn.execute(
         select(access_grant.c.patient_id).where(
@@ -567,7 +515,7 @@ def access_for(tx: Transaction, principal: Principal, at_ms: int | None = None) 
     )
     glass = frozenset(r.patient_id for r in rows)
     cache[key] = (time.monotonic(), members, orgs, glass)
-    return Access(principal, now, members, orgs, glass, tx.conn)
+    return Access(principal, now, members, orgs, glass, tx.conn, tx.store)
 
 
 def _keys(tx: Transaction, practitioner: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -7,11 +7,17 @@ has to parse JSON. ``care_member`` and ``care_opposition`` can be rebuilt from t
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
 
 from parcours.store.schema import BigId, metadata
 
-__all__ = ["access_grant", "care_member", "care_opposition", "platform_secret"]
+__all__ = [
+    "access_grant",
+    "care_member",
+    "care_opposition",
+    "circle_epoch",
+    "platform_secret",
+]
 
 care_member = Table(
     "care_member",
@@ -60,6 +66,16 @@ access_grant = Table(
     Column("expires_ms", BigInteger, nullable=False),
     Index("ix_access_grant_subject", "subject", "patient_id", "expires_ms"),
     Index("ix_access_grant_patient", "patient_id", "granted_ms"),
+)
+
+# One row (id = 1) counting the commits that changed who may see which patient (circles,
+# oppositions, grants, roles): a process keeps each caller's visible patients while the count
+# has not moved (``parcours.security.visibility``), whichever process made the change.
+circle_epoch = Table(
+    "circle_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", BigInteger, nullable=False),
 )
 
 platform_secret = Table(

@@ -170,6 +170,8 @@ class Store:
                     tx = Transaction(self, conn)
                     yield tx
                     self._audit(tx, readonly)
+                    for last in tx.before_commit.values():
+                        last(tx)
                     tx.flush()
             except OperationalError as exc:
                 raise Unavailable(f"database error, nothing was written: {exc.orig}") from exc
@@ -225,6 +227,9 @@ class Transaction:
         self._pending: dict[Any, list[dict[str, Any]]] = {}
         # Run by Store.begin once this transaction has committed (never after a rollback).
         self.after_commit: list[Callable[[], None]] = []
+        # Run by Store.begin last before the commit, after the audit entries: for writes that
+        # lock a shared row (it stays locked the shortest time), keyed so each runs once.
+        self.before_commit: dict[str, Callable[[Transaction], None]] = {}
         # Custom SearchParameters written in this transaction, not yet in the registry.
         self.pending_params: dict[str, SearchParam] = {}
         # The caller's ``parcours.security.policy.Access``, set by the entry point that opened
