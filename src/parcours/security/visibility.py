@@ -65,9 +65,15 @@ class Caller:
     coordinator: bool
 
     @property
+    def keys(self) -> tuple[str, ...]:
+        """What a participant may be to give this caller access: themselves, one of their
+        roles, or an organisation they work for."""
+        return (*self.member_keys, *self.org_keys)
+
+    @property
     def actors(self) -> tuple[str, ...]:
         """Who an opposition may name to exclude this caller ("*": every professional)."""
-        return (*self.member_keys, *self.org_keys, "*")
+        return (*self.keys, "*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +131,12 @@ def visible_patients(
     if kept is not None and kept.holds(epoch, now):
         return kept
     values = _parameters(caller, now)
-    ids_statement = _ids_statement(bool(caller.member_keys), _coordinated(caller))
+    ids_statement = _ids_statement(bool(caller.keys), _coordinated(caller))
     rows = conn.execute(ids_statement, {**values, "limit": limit + 1})
     listed = frozenset(row[0] for row in rows)
     ids = listed if len(listed) <= limit else None
     until = conn.execute(
-        _boundary_statement(bool(caller.member_keys), _coordinated(caller)), values
+        _boundary_statement(bool(caller.keys), _coordinated(caller)), values
     ).scalar()
     fresh = Visible(ids, epoch, now, until, _values(ids, conn))
     if len(cache) >= MAX_CALLERS:
@@ -163,8 +169,8 @@ def _parameters(caller: Caller, now: int) -> dict[str, Any]:
         "subject": caller.subject,
         "actors": list(caller.actors),
     }
-    if caller.member_keys:
-        values["keys"] = list(caller.member_keys)
+    if caller.keys:
+        values["keys"] = list(caller.keys)
     if _coordinated(caller):
         values["orgs"] = list(caller.org_keys)
     return values
