@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Connection,
     FromClause,
@@ -59,7 +58,7 @@ from parcours.security.tables import (
     care_opposition,
     platform_secret,
 )
-from parcours.security.visibility import Caller, Visible, changed, visible_patients
+from parcours.security.visibility import Caller, Visible, active, changed, visible_patients
 from parcours.store.clock import now_ms
 from parcours.store.schema import idx_reference, resource
 
@@ -284,7 +283,7 @@ class Access:
     # ---- rows -------------------------------------------------------------------------------
 
     def _active(self, table: Any) -> ColumnElement[bool]:
-        return _active(table, self.now_ms)
+        return active(table, self.now_ms)
 
     def _opposed(self) -> Select[Any]:
         return select(care_opposition.c.patient_id).where(
@@ -459,13 +458,6 @@ class Access:
 VISIBLE_LIST_MAX = 1000
 
 
-def _active(table: Any, now: int | BindParameter[int]) -> ColumnElement[bool]:
-    return and_(
-        or_(table.c.start_ms.is_(None), table.c.start_ms <= now),
-        or_(table.c.end_ms.is_(None), table.c.end_ms > now),
-    )
-
-
 def sees_pseudonyms(principal: Principal) -> bool:
     """An analyst without another role reads pseudonymised data only."""
     roles = principal.roles
@@ -474,8 +466,8 @@ def sees_pseudonyms(principal: Principal) -> bool:
 
 # The caller's roles and break-the-glass grants are read on every request and change rarely:
 # kept per store for CACHE_SECONDS, and dropped at once in this process when a PractitionerRole
-# or a grant is written (other processes see the change within CACHE_SECONDS). Only the keys
-# are cached: care-circle memberships and oppositions are always read by the SQL filter.
+# or a grant is written (other processes see the change within CACHE_SECONDS). The patients
+# those keys open are kept by ``parcours.security.visibility``, which every process invalidates.
 CACHE_SECONDS = 2.0
 _CACHE = "security.policy"
 

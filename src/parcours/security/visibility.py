@@ -45,7 +45,7 @@ from parcours.security.tables import access_grant, care_member, care_opposition,
 if TYPE_CHECKING:
     from parcours.store import Store, Transaction
 
-__all__ = ["Caller", "Visible", "changed", "visible_patients"]
+__all__ = ["Caller", "Visible", "active", "changed", "visible_patients"]
 
 # Callers kept per process; the cache is emptied when it is full (a region has thousands of
 # professionals, each list is at most ``limit`` ids).
@@ -179,7 +179,8 @@ def _parameters(caller: Caller, now: int) -> dict[str, Any]:
 _EPOCH = select(circle_epoch.c.value).where(circle_epoch.c.id == _EPOCH_ID)
 
 
-def _active(table: Any, now: BindParameter[int]) -> ColumnElement[bool]:
+def active(table: Any, now: int | BindParameter[int]) -> ColumnElement[bool]:
+    """The rows of ``table`` (memberships, oppositions) in force at ``now``."""
     return and_(
         or_(table.c.start_ms.is_(None), table.c.start_ms <= now),
         or_(table.c.end_ms.is_(None), table.c.end_ms > now),
@@ -212,10 +213,10 @@ def _ids_statement(by_keys: bool, coordinated: bool) -> Select[Any]:
     members = _memberships(by_keys, coordinated)
     reachable: Any = grants
     if members is not None:
-        circle = select(care_member.c.patient_id).where(members, _active(care_member, now))
+        circle = select(care_member.c.patient_id).where(members, active(care_member, now))
         reachable = union(circle, grants)
     opposed = select(care_opposition.c.patient_id).where(
-        _oppositions(), _active(care_opposition, now)
+        _oppositions(), active(care_opposition, now)
     )
     patients = reachable.subquery()
     column = patients.c.patient_id
