@@ -26,6 +26,7 @@ import pytest
 
 from fhir_server import Server
 from parcours.auth import issue_token
+from parcours.security import policy
 from parcours.security.principal import Principal
 
 ROLES = (
@@ -462,6 +463,32 @@ def _resources(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
     ids=[f"{r}-{rel}-{i.name.replace(' ', '_')}" for r, rel, i in CELLS],
 )
 def test_cell(world: World, role: str, rel: str, interaction: Interaction) -> None:
+    _check_cell(world, role, rel, interaction)
+
+
+# Professionals and coordinators again, with the membership tests the policy uses instead of the
+# list of visible patients beyond ``VISIBLE_LIST_MAX`` (a structure's coordinator, at regional
+# scale).
+CLINICAL_CELLS = [cell for cell in CELLS if cell[0] in CLINICAL]
+
+
+@pytest.mark.parametrize(
+    ("role", "rel", "interaction"),
+    CLINICAL_CELLS,
+    ids=[f"{r}-{rel}-{i.name.replace(' ', '_')}" for r, rel, i in CLINICAL_CELLS],
+)
+def test_cell_without_visible_list(
+    world: World,
+    role: str,
+    rel: str,
+    interaction: Interaction,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(policy, "VISIBLE_LIST_MAX", 0)
+    _check_cell(world, role, rel, interaction)
+
+
+def _check_cell(world: World, role: str, rel: str, interaction: Interaction) -> None:
     outcome, shows = expected(role, rel, interaction)
     with _client(world, role, rel) as client:
         response = interaction.call(client, world)

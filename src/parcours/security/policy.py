@@ -41,11 +41,11 @@ from sqlalchemy import (
     FromClause,
     Select,
     and_,
+    exists,
     insert,
     literal,
     or_,
     select,
-    union,
 )
 from sqlalchemy.exc import IntegrityError
 
@@ -318,12 +318,15 @@ class Access:
         listed = visible_patients(self.store, self.conn, caller, self.now_ms, VISIBLE_LIST_MAX)
         return listed if listed.ids is not None else None
 
-    def _reachable(self) -> Select[Any]:
-        """Patients of the caller's circles and break-the-glass grants (oppositions apart).
+    def _in_circle(self, column: Any) -> ColumnElement[bool]:
+        """The patient of ``column`` is reachable through the caller's circles or break-the-glass
+        grants, and has not opposed them.
 
-        Grants are read from the database only when the caller holds one (``glass``, cached a
-        couple of seconds, dropped at once in this process when a grant is made): the usual
-        query stays one indexed look-up of the caller's memberships.
+        Correlated EXISTS tests: each candidate row looks up its own patient's few memberships
+        (indexed by patient), where ``IN (subquery)`` would list every patient of a structure
+        for each statement (SQLite: 60 ms against 2 ms for a coordinator of 7,000 patients).
+        Grants are read only when the caller holds one (``glass``, cached a couple of seconds,
+        dropped at once in this process when a grant is made).
         """
         roles = self.principal.roles
         tests: list[ColumnElement[bool]] = []
@@ -332,22 +335,35 @@ class Access:
             tests.append(and_(care_member.c.member.in_(keys), care_member.c.via == "member"))
         if "coordinator" in roles and self.org_keys:
             tests.append(care_member.c.member_org.in_(self.org_keys))
-        grants = select(access_grant.c.patient_id).where(
-            access_grant.c.subject == self.principal.subject,
-            access_grant.c.expires_ms > self.now_ms,
+        ways: list[ColumnElement[bool]] = []
+        if tests:
+            ways.append(
+                exists().where(
+                    care_member.c.patient_id == column,
+                    or_(*tests),
+                    self._active(care_member),
+                )
+            )
+        if self.glass or not tests:
+            ways.append(
+                exists().where(
+                    access_grant.c.subject == self.principal.subject,
+                    access_grant.c.patient_id == column,
+                    access_grant.c.expires_ms > self.now_ms,
+                )
+            )
+        opposed = exists().where(
+            care_opposition.c.patient_id == column,
+            care_opposition.c.actor.in_(self._actors()),
+            self._active(care_opposition),
         )
-        if not tests:
-            return grants
-        circle = select(care_member.c.patient_id).where(or_(*tests), self._active(care_member))
-        if not self.glass:
-            return circle
-        return union(circle, grants)  # type: ignore[return-value]
+        return and_(or_(*ways), ~opposed)
 
     def patient_condition(self, column: Any) -> ColumnElement[bool]:
         listed = self._listed()
         if listed is not None:
             return listed.test(column)
-        return and_(column.in_(self._reachable()), column.not_in(self._opposed()))
+        return self._in_circle(column)
 
     def condition(self, alias: FromClause, res_type: str | None) -> ColumnElement[bool] | None:
         """The row filter for ``alias`` (a ``resource`` alias); None when every row is visible.
