@@ -2,17 +2,19 @@
 page, p95, with the demo region loaded at the given scale (issue 8's goal: ≤ 150 ms at
 100 k patients).
 
-The demo region is loaded through the store (validated, indexed, matched: slow at regional
-scale, about 20 minutes for 20 k patients on a busy 2-core machine), so a loaded database can
-be reused with ``--database-url``; the import's events are then delivered (``parcours outbox
-work --once``) so that the pages are timed in steady state. ``parcours serve`` runs as a real
-process; each page is requested over real HTTP with the session cookie of a demo account (the
-GP and the DAC coordinator), every read going through the FHIR engine and the audit trail as
-in production. The server time is
-the page's ``Server-Timing`` (from the session check to the rendered page); the client time
-over loopback is reported too.
+The demo region is loaded through the store (validated, indexed, matched), in bulk
+(``parcours.store.bulk``) with a second process validating ahead; a regional-scale database is
+built once with ``--load-only`` and reused with ``--database-url``; the import's events are
+then delivered (``parcours outbox work --once``) so that the pages are timed in steady state.
+``parcours serve`` runs as a real process; each page is requested over real HTTP with the
+session cookie of a demo account (the GP and the DAC coordinator), every read going through
+the FHIR engine and the audit trail as in production. The server time is the page's
+``Server-Timing`` (from the session check to the rendered page); the client time over
+loopback is reported too.
 
     .venv/bin/python -m bench.web_bench --patients 2000 --repeats 200
+    .venv/bin/python -m bench.web_bench --load-only --patients 100000 \
+        --database-url sqlite:////tmp/p100k.db
     .venv/bin/python -m bench.web_bench --database-url sqlite:////tmp/p100k.db --repeats 300
 """
 
@@ -51,7 +53,8 @@ def load(database_url: str, patients: int) -> float:
     try:
         ensure_schema(platform.store.engine)
         started = time.perf_counter()
-        load_demo(platform.store, patients=patients, batch_size=500)
+        # A second process validates the next batches while this one writes them.
+        load_demo(platform.store, patients=patients, batch_size=500, prevalidate=settings)
         ensure_demo_accounts(platform.store, settings)
         return time.perf_counter() - started
     finally:
@@ -147,6 +150,12 @@ def main() -> None:
     parser.add_argument("--database-url", help="an already loaded demo database (reused)")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument(
+        "--load-only",
+        action="store_true",
+        help="load --patients into the empty --database-url, print the time taken and stop "
+        "(build a regional-scale database once, then measure it as often as needed)",
+    )
+    parser.add_argument(
         "--sqlite-synchronous",
         help="the server's PARCOURS_SQLITE_SYNCHRONOUS (default: the platform's, FULL)",
     )
@@ -158,6 +167,12 @@ def main() -> None:
         "`parcours outbox work` workers), so the backlog does not compete with the pages",
     )
     args = parser.parse_args()
+    if args.load_only:
+        if args.database_url is None:
+            parser.error("--load-only needs --database-url (an empty database to fill)")
+        seconds = load(args.database_url, args.patients)
+        print(f"loaded {args.patients} patients into {args.database_url} in {seconds:.1f} s")
+        return
     load_seconds = None
     cleanup = None
     with tempfile.TemporaryDirectory() as workdir:

@@ -8,72 +8,21 @@ Outside CI an unreachable PostgreSQL skips its half with a message; under ``CI=t
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from databases import IN_CI, empty_database
 from fhir_server import LIVE
 
-PG_URL = os.environ.get("PARCOURS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _pg_reachable() -> str | None:
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-    except Exception as exc:  # any failure means "not reachable" for this check
-        return f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return None
-
-
-_PG_PROBLEM: str | bool | None = False  # False: not probed yet
-
-
-def require_postgres() -> None:
-    """Skip (locally) or fail (CI) when the PostgreSQL test server is unreachable."""
-    global _PG_PROBLEM
-    if _PG_PROBLEM is False:
-        _PG_PROBLEM = _pg_reachable()
-    if _PG_PROBLEM:
-        message = f"PostgreSQL test server unreachable at {PG_URL}: {_PG_PROBLEM}"
-        if IN_CI:
-            pytest.fail(message + " (CI=true: PostgreSQL tests may not be skipped)")
-        pytest.skip(message)
-
-
-def pg_schema_url(schema: str) -> str:
-    return f"{PG_URL}?options=-csearch_path%3D{schema}"
-
-
-def _empty_database(kind: str, sqlite_file: Path) -> Iterator[str]:
-    """An empty database (no schema yet): a SQLite file, or a PostgreSQL schema dropped after."""
-    if kind == "sqlite":
-        yield f"sqlite:///{sqlite_file}"
-        return
-    require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield pg_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database (no schema yet) of each kind."""
-    yield from _empty_database(request.param, tmp_path / "parcours.db")
+    yield from empty_database(request.param, tmp_path / "parcours.db")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -81,7 +30,7 @@ def module_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """``database_url`` shared by a whole test module (a server per module, read-only tests)."""
-    yield from _empty_database(request.param, tmp_path_factory.mktemp("module") / "parcours.db")
+    yield from empty_database(request.param, tmp_path_factory.mktemp("module") / "parcours.db")
 
 
 def corpus_dir() -> Path:
