@@ -90,6 +90,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         from parcours.reference_data import load_reference_data
 
         load_reference_data(platform.store)
+        from parcours.store.maintenance import refresh_statistics
+
+        refresh_statistics(platform.store, after_import=True)
         _demo_accounts(platform)
     except SchemaBehind as exc:
         print(f"parcours demo: {exc}", file=sys.stderr)

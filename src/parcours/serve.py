@@ -39,6 +39,9 @@ def _ready_platform(settings: Settings) -> Platform | None:
     from parcours.reference_data import load_reference_data
 
     load_reference_data(platform.store)
+    from parcours.store.maintenance import refresh_statistics
+
+    refresh_statistics(platform.store)
     return platform
 
 

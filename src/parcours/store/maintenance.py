@@ -1,13 +1,16 @@
-"""Maintenance over the whole store: rebuilding the derived search index."""
+"""Maintenance over the whole store: rebuilding the derived search index, planner statistics."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from parcours.store.repository import Store
 from parcours.store.schema import resource
 
-__all__ = ["reindex_all"]
+__all__ = ["refresh_statistics", "reindex_all"]
+
+# Rows SQLite reads per index to estimate it: seconds at regional scale instead of minutes.
+SQLITE_ANALYSIS_LIMIT = 1000
 
 
 def reindex_all(store: Store, res_type: str | None = None, batch: int = 500) -> int:
@@ -32,3 +35,20 @@ def reindex_all(store: Store, res_type: str | None = None, batch: int = 500) -> 
             return done
         done += len(rows)
         last_pk = rows[-1].pk
+
+
+def refresh_statistics(store: Store, *, after_import: bool = False) -> None:
+    """Fresh planner statistics.
+
+    SQLite keeps none unless asked, and without them plans an ``_include`` by walking the
+    whole reference index (60 ms for one search at 100,000 patients, against 0.2 ms with
+    them): every ``serve`` start and every demo load refreshes them, sampled. PostgreSQL's
+    autovacuum keeps its own; only after a bulk import (``after_import``) is it asked now.
+    """
+    if store.dialect.is_postgres and not after_import:
+        return
+    with store.engine.connect() as conn:
+        if not store.dialect.is_postgres:
+            conn.exec_driver_sql(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
+        conn.execute(text("ANALYZE"))
+        conn.commit()
