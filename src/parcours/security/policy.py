@@ -296,8 +296,8 @@ class Access:
     def visible(self) -> frozenset[str] | None:
         """The patients the caller may see now, or None: more than ``VISIBLE_LIST_MAX``, or in
         a transaction that writes (its own writes may change the circles); the SQL filter then
-        embeds the membership query. Read once per transaction, from the process's cache when
-        nothing can have changed it (``parcours.security.visibility``)."""
+        tests each row's patient (``_in_circle``). Read once per transaction, from the
+        process's cache when nothing can have changed it (``parcours.security.visibility``)."""
         listed = self._listed()
         return listed.ids if listed is not None else None
 
@@ -470,7 +470,7 @@ class Access:
         return "BTG" if self.glass and not self.glass.isdisjoint(patient_ids) else None
 
 
-# Above this many visible patients the row filter embeds the membership query (``visible``).
+# Above this many visible patients the row filter tests memberships row by row (``visible``).
 VISIBLE_LIST_MAX = 1000
 
 

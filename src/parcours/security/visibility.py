@@ -11,8 +11,9 @@ hundreds of patients, so each process keeps it per caller, for as long as both h
 - no participation, opposition or grant of the caller starts or ends: the list is kept until
   the next such instant (``until_ms``), so an end date takes effect the millisecond it passes.
 
-Above ``limit`` patients there is no list (``Visible.ids`` is None): the policy then embeds
-the membership queries, which a long list would not beat.
+Above ``limit`` patients there is no list (``Visible.ids`` is None): the policy then tests
+each row's patient against its memberships (``Access._in_circle``), which a long list, bound or
+written into every statement, would not beat.
 """
 
 from __future__ import annotations
