@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from parcours.store.repository import Store
-from parcours.store.schema import resource
+from parcours.store.schema import metadata, resource
 
 __all__ = ["refresh_statistics", "reindex_all"]
 
@@ -48,7 +48,11 @@ def refresh_statistics(store: Store, *, after_import: bool = False) -> None:
     if store.dialect.is_postgres and not after_import:
         return
     with store.engine.connect() as conn:
-        if not store.dialect.is_postgres:
+        if store.dialect.is_postgres:
+            # The platform's own tables: a bare ANALYZE would visit every schema of the database.
+            names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+            conn.execute(text(f"ANALYZE {names}"))
+        else:
             conn.exec_driver_sql(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
-        conn.execute(text("ANALYZE"))
+            conn.execute(text("ANALYZE"))
         conn.commit()
