@@ -58,7 +58,15 @@ from parcours.security.tables import (
     care_opposition,
     platform_secret,
 )
-from parcours.security.visibility import Caller, Visible, active, changed, visible_patients
+from parcours.security.visibility import (
+    Caller,
+    Visible,
+    active,
+    changed,
+    memberships,
+    opposing,
+    visible_patients,
+)
 from parcours.store.clock import now_ms
 from parcours.store.schema import idx_reference, resource
 
@@ -285,13 +293,19 @@ class Access:
     def _active(self, table: Any) -> ColumnElement[bool]:
         return active(table, self.now_ms)
 
-    def _opposed(self) -> Select[Any]:
-        return select(care_opposition.c.patient_id).where(
-            care_opposition.c.actor.in_(self._actors()), self._active(care_opposition)
+    @property
+    def caller(self) -> Caller:
+        return Caller(
+            self.principal.subject,
+            self.member_keys,
+            self.org_keys,
+            "coordinator" in self.principal.roles,
         )
 
-    def _actors(self) -> tuple[str, ...]:
-        return (*self.member_keys, *self.org_keys, "*")
+    def _opposed(self) -> Select[Any]:
+        return select(care_opposition.c.patient_id).where(
+            opposing(self.caller.actors), self._active(care_opposition)
+        )
 
     def visible(self) -> frozenset[str] | None:
         """The patients the caller may see now, or None: more than ``VISIBLE_LIST_MAX``, or in
@@ -309,13 +323,7 @@ class Access:
     def _read_visible(self) -> Visible | None:
         if self.conn is None or self.store is None or not self.conn.info.get("readonly"):
             return None
-        caller = Caller(
-            self.principal.subject,
-            self.member_keys,
-            self.org_keys,
-            "coordinator" in self.principal.roles,
-        )
-        listed = visible_patients(self.store, self.conn, caller, self.now_ms, VISIBLE_LIST_MAX)
+        listed = visible_patients(self.store, self.conn, self.caller, self.now_ms, VISIBLE_LIST_MAX)
         return listed if listed.ids is not None else None
 
     def _in_circle(self, column: Any) -> ColumnElement[bool]:
@@ -328,23 +336,16 @@ class Access:
         Grants are read only when the caller holds one (``glass``, cached a couple of seconds,
         dropped at once in this process when a grant is made).
         """
-        roles = self.principal.roles
-        tests: list[ColumnElement[bool]] = []
-        keys = (*self.member_keys, *self.org_keys)
-        if keys:
-            tests.append(and_(care_member.c.member.in_(keys), care_member.c.via == "member"))
-        if "coordinator" in roles and self.org_keys:
-            tests.append(care_member.c.member_org.in_(self.org_keys))
+        caller = self.caller
+        members = memberships(caller.keys or None, caller.org_keys if caller.coordinates else None)
         ways: list[ColumnElement[bool]] = []
-        if tests:
+        if members is not None:
             ways.append(
                 exists().where(
-                    care_member.c.patient_id == column,
-                    or_(*tests),
-                    self._active(care_member),
+                    care_member.c.patient_id == column, members, self._active(care_member)
                 )
             )
-        if self.glass or not tests:
+        if self.glass or members is None:
             ways.append(
                 exists().where(
                     access_grant.c.subject == self.principal.subject,
@@ -354,7 +355,7 @@ class Access:
             )
         opposed = exists().where(
             care_opposition.c.patient_id == column,
-            care_opposition.c.actor.in_(self._actors()),
+            opposing(caller.actors),
             self._active(care_opposition),
         )
         return and_(or_(*ways), ~opposed)

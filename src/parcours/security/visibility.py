@@ -46,7 +46,15 @@ from parcours.security.tables import access_grant, care_member, care_opposition,
 if TYPE_CHECKING:
     from parcours.store import Store, Transaction
 
-__all__ = ["Caller", "Visible", "active", "changed", "visible_patients"]
+__all__ = [
+    "Caller",
+    "Visible",
+    "active",
+    "changed",
+    "memberships",
+    "opposing",
+    "visible_patients",
+]
 
 # Callers kept per process; the cache is emptied when it is full (a region has thousands of
 # professionals, each list is at most ``limit`` ids).
@@ -75,6 +83,11 @@ class Caller:
     def actors(self) -> tuple[str, ...]:
         """Who an opposition may name to exclude this caller ("*": every professional)."""
         return (*self.keys, "*")
+
+    @property
+    def coordinates(self) -> bool:
+        """Whether the patients of their organisations' circles are theirs too."""
+        return self.coordinator and bool(self.org_keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +150,12 @@ def visible_patients(
     if kept is not None and kept.holds(epoch, now):
         return kept
     values = _parameters(caller, now)
-    ids_statement = _ids_statement(bool(caller.keys), _coordinated(caller))
+    ids_statement = _ids_statement(bool(caller.keys), caller.coordinates)
     rows = conn.execute(ids_statement, {**values, "limit": limit + 1})
     listed = frozenset(row[0] for row in rows)
     ids = listed if len(listed) <= limit else None
     until = conn.execute(
-        _boundary_statement(bool(caller.keys), _coordinated(caller)), values
+        _boundary_statement(bool(caller.keys), caller.coordinates), values
     ).scalar()
     fresh = Visible(ids, epoch, now, until, _values(ids, conn))
     if len(cache) >= MAX_CALLERS:
@@ -165,10 +178,6 @@ def _bump(tx: Transaction) -> None:
     tx.conn.execute(upsert)
 
 
-def _coordinated(caller: Caller) -> bool:
-    return caller.coordinator and bool(caller.org_keys)
-
-
 def _parameters(caller: Caller, now: int) -> dict[str, Any]:
     values: dict[str, Any] = {
         "now": now,
@@ -177,7 +186,7 @@ def _parameters(caller: Caller, now: int) -> dict[str, Any]:
     }
     if caller.keys:
         values["keys"] = list(caller.keys)
-    if _coordinated(caller):
+    if caller.coordinates:
         values["orgs"] = list(caller.org_keys)
     return values
 
@@ -193,18 +202,32 @@ def active(table: Any, now: int | BindParameter[int]) -> ColumnElement[bool]:
     )
 
 
-def _memberships(by_keys: bool, coordinated: bool) -> ColumnElement[bool] | None:
+def memberships(keys: Any, orgs: Any) -> ColumnElement[bool] | None:
+    """The ``care_member`` rows that open a patient to a caller: a participant who is one of
+    ``keys`` (themselves, a role, an organisation), or, for a coordinator, any participant of
+    one of ``orgs``; None when neither is given. Values or bound parameters."""
     tests: list[ColumnElement[bool]] = []
-    if by_keys:
-        keys: BindParameter[list[str]] = bindparam("keys", expanding=True)
+    if keys is not None:
         tests.append(and_(care_member.c.member.in_(keys), care_member.c.via == "member"))
-    if coordinated:
-        tests.append(care_member.c.member_org.in_(bindparam("orgs", expanding=True)))
+    if orgs is not None:
+        tests.append(care_member.c.member_org.in_(orgs))
     return or_(*tests) if tests else None
 
 
+def opposing(actors: Any) -> ColumnElement[bool]:
+    """The ``care_opposition`` rows naming one of ``actors`` (values or a bound parameter)."""
+    return care_opposition.c.actor.in_(actors)
+
+
+def _memberships(by_keys: bool, coordinated: bool) -> ColumnElement[bool] | None:
+    return memberships(
+        bindparam("keys", expanding=True) if by_keys else None,
+        bindparam("orgs", expanding=True) if coordinated else None,
+    )
+
+
 def _oppositions() -> ColumnElement[bool]:
-    return care_opposition.c.actor.in_(bindparam("actors", expanding=True))
+    return opposing(bindparam("actors", expanding=True))
 
 
 @functools.cache

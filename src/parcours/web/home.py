@@ -19,7 +19,7 @@ __all__ = ["OPEN_TASK_STATUSES", "home"]
 
 OPEN_TASK_STATUSES = "requested,received,accepted,ready,in-progress,on-hold"
 MY_PATIENTS = 20
-# Pages read per reference to find MY_PATIENTS active circles among ended ones.
+# Pages read per search to find enough active circles or consents among ended ones.
 MAX_PAGES = 10
 
 
@@ -69,35 +69,19 @@ def search_each(
     more. (A comma-separated list of references is an OR the SQLite planner answers by scanning
     every resource of the type; one reference at a time is an index look-up each.)
 
-    ``keep`` filters the matches here instead of a search parameter, reading further pages
-    until ``_count`` are kept: for a test that nearly every resource passes, such as a
-    CareTeam being active, which SQLite answers by listing every such resource of the region
-    for each search (50 ms at 100 k patients)."""
+    ``keep`` filters the matches here instead of a search parameter (``is_active``), reading
+    further pages until ``_count`` are kept."""
     matches: list[dict[str, Any]] = []
     included: list[dict[str, Any]] = []
     more = False
     count = next((int(v) for k, v in params if k == "_count"), 20)
     for ref in refs:
-        query = [(name, ref), *params]
-        kept = 0
-        for _page in range(MAX_PAGES):
-            bundle = view.fhir.search_bundle(res_type, query)
-            for entry in bundle.get("entry") or []:
-                mode = entry.get("search", {}).get("mode", "match")
-                if mode != "match":
-                    included.append(entry)
-                elif keep is None or keep(entry["resource"]):
-                    matches.append(entry)
-                    kept += 1
-            after = next_page(bundle)
-            if after is None or keep is None or kept >= count:
-                # With ``keep``, "more" may be said of a reference whose next page holds only
-                # resources it would drop: reading on to be sure costs a search per page.
-                more = more or after is not None
-                break
-            query = parse_qsl(urlsplit(after).query)
-        else:
-            more = True
+        # With ``keep``, "more" may be said of a reference whose next page holds only
+        # resources it would drop: reading on to be sure costs a search per page.
+        kept, extra, after = kept_pages(view, res_type, [(name, ref), *params], keep, count)
+        matches += kept
+        included += extra
+        more = more or after
     unique = {e["resource"]["id"]: e for e in matches}
     ordered = sorted(
         unique.values(),
@@ -108,15 +92,37 @@ def search_each(
     return ordered[:count] + included, more
 
 
-def next_page(bundle: dict[str, Any]) -> str | None:
-    return next(
-        (str(link["url"]) for link in bundle.get("link") or [] if link.get("relation") == "next"),
-        None,
-    )
+def kept_pages(
+    view: View,
+    res_type: str,
+    query: list[tuple[str, str]],
+    keep: Callable[[dict[str, Any]], bool] | None,
+    wanted: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+    """The match entries ``keep`` accepts (all without it), reading further pages until
+    ``wanted`` are kept or MAX_PAGES are read; the included entries; whether a page remains."""
+    matches: list[dict[str, Any]] = []
+    included: list[dict[str, Any]] = []
+    for _page in range(MAX_PAGES):
+        bundle = view.fhir.search_bundle(res_type, query)
+        for entry in bundle.get("entry") or []:
+            if entry.get("search", {}).get("mode", "match") != "match":
+                included.append(entry)
+            elif keep is None or keep(entry["resource"]):
+                matches.append(entry)
+        links = bundle.get("link") or []
+        after = next((str(k["url"]) for k in links if k.get("relation") == "next"), None)
+        if after is None or len(matches) >= wanted:
+            return matches, included, after is not None
+        query = parse_qsl(urlsplit(after).query)
+    return matches, included, True
 
 
-def _active(team: dict[str, Any]) -> bool:
-    return team.get("status") == "active"
+def is_active(res: dict[str, Any]) -> bool:
+    """A CareTeam or Consent in force, tested here rather than by a ``status=active``
+    parameter: true of nearly every such resource of the region, SQLite answers it by listing
+    all of them for each search (50 ms at 100 k patients)."""
+    return res.get("status") == "active"
 
 
 def _subjects(view: View, teams: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -148,7 +154,7 @@ def _patients(view: View, members: tuple[str, ...]) -> tuple[list[MyPatient], bo
         "participant",
         members,
         [("_sort", "-_lastUpdated"), ("_count", str(MY_PATIENTS))],
-        keep=_active,
+        keep=is_active,
     )
     matches, _none = split_entries(entries)
     included = _subjects(view, matches)

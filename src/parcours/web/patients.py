@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from starlette.responses import Response
 
@@ -13,7 +12,7 @@ from parcours.identity.reliability import read_reliability
 from parcours.identity.rniv import Status
 from parcours.ppcs import is_ppcs
 from parcours.web.gateway import UiError
-from parcours.web.home import MyTask, next_page, task_rows
+from parcours.web.home import MyTask, is_active, kept_pages, task_rows
 from parcours.web.patient_search import STATUS_LABELS, parse_criteria, search_patients
 from parcours.web.people import display_name, member_label, patient_name, split_entries
 from parcours.web.rendering import is_htmx, render
@@ -178,30 +177,14 @@ def _role_label(participant: dict[str, Any]) -> str:
     return ""
 
 
-# Pages of a patient's CareTeams or Consents read to find the active ones (a patient has a few).
-MAX_PAGES = 10
-
-
 def _active(
     view: View, res_type: str, params: list[tuple[str, str]], wanted: int
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """The first ``wanted`` active matches of a search on one patient's resources (with its
-    included resources), the status tested here rather than by a ``status=active``
-    parameter: that parameter is true of nearly every CareTeam and Consent of the region, and
-    SQLite answers it by listing all of them for each search (about 25 ms at 20 k patients,
-    growing with the region), where the patient's own resources are a handful."""
-    matches: list[dict[str, Any]] = []
-    included: dict[str, dict[str, Any]] = {}
-    for _page in range(MAX_PAGES):
-        bundle = view.fhir.search_bundle(res_type, params)
-        found, extra = split_entries(bundle.get("entry") or [])
-        matches.extend(r for r in found if r.get("status") == "active")
-        included.update(extra)
-        after = next_page(bundle)
-        if after is None or len(matches) >= wanted:
-            break
-        params = parse_qsl(urlsplit(after).query)
-    return matches[:wanted], included
+    """The first ``wanted`` active matches of a search on one patient's resources (a handful),
+    and its included resources by "Type/id"."""
+    matches, included, _more = kept_pages(view, res_type, params, is_active, wanted)
+    found, extra = split_entries(matches + included)
+    return found[:wanted], extra
 
 
 def _included_by(teams: list[dict[str, Any]], included: dict[str, Any]) -> dict[str, Any]:
