@@ -28,6 +28,7 @@ from fhir_server import Server
 from parcours.auth import issue_token
 from parcours.security import policy
 from parcours.security.principal import Principal
+from parcours.store.search import driving
 
 ROLES = (
     "professional",
@@ -485,6 +486,27 @@ def test_cell_without_visible_list(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(policy, "VISIBLE_LIST_MAX", 0)
+    _check_cell(world, role, rel, interaction)
+
+
+# Their searches again, started from the rows of their visible patients (the plan SQLite takes
+# when those patients hold fewer rows than a filter matches: ``store.search.driving``).
+CLINICAL_SEARCHES = [cell for cell in CLINICAL_CELLS if cell[2].kind == "search"]
+
+
+@pytest.mark.parametrize(
+    ("role", "rel", "interaction"),
+    CLINICAL_SEARCHES,
+    ids=[f"{r}-{rel}-{i.name.replace(' ', '_')}" for r, rel, i in CLINICAL_SEARCHES],
+)
+def test_search_cell_from_the_patients(
+    world: World,
+    role: str,
+    rel: str,
+    interaction: Interaction,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(driving, "patients_first", lambda *_: True)
     _check_cell(world, role, rel, interaction)
 
 

@@ -360,6 +360,14 @@ class Access:
         )
         return and_(or_(*ways), ~opposed)
 
+    def listed(self, res_type: str) -> Visible | None:
+        """The caller's visible patients when they decide which rows of ``res_type`` the
+        caller sees and are listed (``condition`` is then "the row's patient is one of
+        these"); None otherwise."""
+        if self.unrestricted or self.rule(res_type) != "circle":
+            return None
+        return self._listed()
+
     def patient_condition(self, column: Any) -> ColumnElement[bool]:
         listed = self._listed()
         if listed is not None:

@@ -19,7 +19,7 @@ written into every statement, would not beat.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -100,6 +100,10 @@ class Visible:
     until_ms: int | None
     # ``ids`` as one value, built once: an array on PostgreSQL, a JSON list on SQLite.
     _values: Any = None
+    # What the search planner learnt of these patients' rows (``store.search.driving``).
+    row_counts: dict[str, tuple[int, float]] = field(
+        default_factory=dict, compare=False, hash=False
+    )
 
     def holds(self, epoch: int, now: int) -> bool:
         return (

@@ -16,14 +16,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from parcours.store import Store
+from parcours.store.search import driving
 
-from .helpers import search
+from .helpers import ListedPatients, search
 
 Res = dict[str, Any]
 Oracle = Callable[[Res, dict[str, Res]], bool]
@@ -424,17 +426,24 @@ def _store_all(store: Store, resources: list[Res], tag: str) -> dict[str, Res]:
 
 
 def _check(
-    store: Store, res_type: str, queries: list[Query], stored: dict[str, Res], tag: str
+    store: Store,
+    res_type: str,
+    queries: list[Query],
+    stored: dict[str, Res],
+    tag: str,
+    scope: ListedPatients | None = None,
 ) -> None:
     params = [(name, value) for name, value, _ in queries]
     params.append(("_tag", f"{TAG_SYSTEM}|{tag}"))
     params.append(("_count", "1000"))
-    result = search(store, res_type, params)
+    result = search(store, res_type, params, scope)
     got = {r["id"] for r in result.matches}
     expected = {
         rid
         for rid, res in stored.items()
-        if res["resourceType"] == res_type and all(oracle(res, stored) for _, _, oracle in queries)
+        if res["resourceType"] == res_type
+        and all(oracle(res, stored) for _, _, oracle in queries)
+        and (scope is None or _patient_of(res) in scope.ids)
     }
     assert got == expected, params
     event("some match" if expected else "no match")
@@ -471,6 +480,36 @@ def test_observation_search_matches_oracle(store: Store, data: st.DataObject) ->
     for _ in range(4):
         queries = data.draw(st.lists(observation_queries(), min_size=1, max_size=2))
         _check(store, "Observation", queries, stored, tag)
+
+
+def _patient_of(res: Res) -> str | None:
+    return res["id"] if res["resourceType"] == "Patient" else subject_id(res)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_search_of_listed_patients_matches_oracle_from_either_side(
+    store: Store, data: st.DataObject
+) -> None:
+    """A professional's search: only the rows of their patients, the same whether SQLite
+    starts from the filters' index rows or from those patients' rows (``driving``)."""
+    people = data.draw(st.lists(patients(), min_size=1, max_size=5))
+    ids = [p["id"] for p in people]
+    obs = data.draw(st.lists(observations(ids), min_size=1, max_size=8))
+    tag = uuid.uuid4().hex
+    stored = _store_all(store, [*people, *obs], tag)
+    scope = ListedPatients(frozenset(data.draw(st.sets(st.sampled_from(ids)))))
+    for _ in range(4):
+        res_type = data.draw(st.sampled_from(["Patient", "Observation"]))
+        drawn = patient_queries() if res_type == "Patient" else observation_queries()
+        queries = data.draw(st.lists(drawn, min_size=1, max_size=2))
+        from_patients = data.draw(st.booleans())
+        event("from the patients" if from_patients else "from the filters")
+        plan = mock.Mock(return_value=from_patients)
+        with mock.patch.object(driving, "patients_first", plan):
+            _check(store, res_type, queries, stored, tag, scope)
 
 
 @settings(

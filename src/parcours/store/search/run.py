@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 
 from parcours.errors import InvalidInput
 from parcours.store.schema import idx_reference, resource
+from parcours.store.search import driving
 from parcours.store.search.paging import keyset_after, order_columns
 from parcours.store.search.registry import SearchParameterRegistry
 from parcours.store.search.request import (
@@ -64,10 +65,11 @@ def run_search(
     registry = _registry(tx)
     compiler = FilterCompiler(registry, tx.store.dialect.is_postgres, scope)
     res = resource
+    from_patients = _from_patients(tx, compiler, request, scope)
     conditions = [
-        res.c.type == request.resource_type,
+        (driving.unindexed(res.c.type) if from_patients else res.c.type) == request.resource_type,
         res.c.deleted.is_(False),
-        *compiler.where(res, request.resource_type, request.filters),
+        *compiler.where(res, request.resource_type, request.filters, correlated=from_patients),
         *_scoped(scope, res, request.resource_type),
     ]
     total: int | None = None
@@ -109,6 +111,18 @@ def run_search(
     matches = [row.content for row in rows]
     included = _includes(tx, request, {row.pk: row.content for row in rows}, scope)
     return SearchResult(matches, included, total, next_params)
+
+
+def _from_patients(
+    tx: Transaction, compiler: FilterCompiler, request: SearchRequest, scope: RowScope | None
+) -> bool:
+    """Whether SQLite should start from the caller's listed patients (``driving``)."""
+    if scope is None or tx.store.dialect.is_postgres:
+        return False
+    listed = scope.listed(request.resource_type)
+    if listed is None:
+        return False
+    return driving.patients_first(tx.conn, compiler, listed, request.resource_type, request.filters)
 
 
 def _scoped(scope: RowScope | None, alias: Any, res_type: str | None) -> list[Any]:

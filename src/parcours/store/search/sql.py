@@ -5,7 +5,10 @@ param = … AND <value test>)`` (or NOT IN for ``:missing=true`` and ``:not``). 
 both databases start from the composite index (res_type, param, value…) of the index table
 instead of scanning resources; PostgreSQL plans it as a semi-join. Chains join the reference
 rows to the target ``resource`` row by (type, id); ``_has`` does the same in reverse. Nothing
-is filtered in Python, so counts and pages are exact.
+is filtered in Python, so counts and pages are exact. When a caller's few visible patients
+hold fewer rows than a filter matches, SQLite is better off starting from those patients: the
+filters are then written as EXISTS on each row's own index rows (``correlated``, decided in
+``parcours.store.search.driving``).
 
 Semantics (FHIR R4 §3.1.1), where the specification leaves a choice:
 
@@ -65,16 +68,31 @@ from parcours.store.search.registry import SearchParam, SearchParameterRegistry
 from parcours.store.search.request import Filter, SearchValue, split_escaped, unescape
 from parcours.store.search.values import date_range, decimal_range, fold, parse_decimal
 
-__all__ = ["FilterCompiler"]
+__all__ = ["FilterCompiler", "PatientList", "RowScope"]
 
 Predicate = ColumnElement[bool]
 
 
+class PatientList(Protocol):
+    """A caller's visible patients, when the policy lists them."""
+
+    @property
+    def row_counts(self) -> dict[str, tuple[int, float]]:
+        """Scratch space kept as long as the list: what the search planner learnt of these
+        patients' rows (``parcours.store.search.driving``)."""
+        ...
+
+    def test(self, column: Any) -> Predicate: ...
+
+
 class RowScope(Protocol):
     """What the store needs of an access policy: a row filter on a ``resource`` alias (None:
-    every row), for one type, or for any type when ``res_type`` is None."""
+    every row), for one type, or for any type when ``res_type`` is None; and, when that filter
+    is "the row's patient is one of these", the list (None otherwise)."""
 
     def condition(self, alias: FromClause, res_type: str | None) -> Predicate | None: ...
+
+    def listed(self, res_type: str) -> PatientList | None: ...
 
 
 def _like_escape(text: str) -> str:
@@ -97,10 +115,43 @@ class FilterCompiler:
         test = self.scope.condition(alias, res_type)
         return [] if test is None else [test]
 
-    def where(self, res: FromClause, res_type: str, filters: tuple[Filter, ...]) -> list[Predicate]:
-        return [self.predicate(res, res_type, f) for f in filters]
+    def where(
+        self,
+        res: FromClause,
+        res_type: str,
+        filters: tuple[Filter, ...],
+        *,
+        correlated: bool = False,
+    ) -> list[Predicate]:
+        """One predicate per filter. ``correlated``: index filters test each row's own index
+        rows (EXISTS ... WHERE resource_pk = row), so the database cannot start from them and
+        starts from the other conditions (``driving``); otherwise they are IN lists it may
+        start from."""
+        return [self.predicate(res, res_type, f, correlated=correlated) for f in filters]
 
-    def predicate(self, res: FromClause, res_type: str, f: Filter) -> Predicate:
+    def index_rows(self, res_type: str, f: Filter) -> Select[Any] | None:
+        """The index rows (``resource_pk``) a plain filter matches, or None for ``_id``,
+        ``_lastUpdated``, chains, ``_has`` and the negative ones (``:not``, ``:missing=true``),
+        which are not tested against index rows of their own."""
+        if f.code in ("_has", "_id", "_lastUpdated") or f.chain is not None:
+            return None
+        if f.modifier == "not" or (f.modifier == "missing" and f.values[0].value == "true"):
+            return None
+        param = self._param(res_type, f)
+        if f.modifier == "missing":
+            return self._rows(param, res_type, param.code, idx_table(param.type), true())
+        table, param_name, tests = self._value_tests(param, f)
+        return self._rows(param, res_type, param_name, table, or_(*tests))
+
+    def _param(self, res_type: str, f: Filter) -> SearchParam:
+        param = self.registry.get(res_type, f.code)
+        if param is None:
+            raise InvalidInput(f"unknown search parameter {f.key()!r} for {res_type}")
+        return param
+
+    def predicate(
+        self, res: FromClause, res_type: str, f: Filter, *, correlated: bool = False
+    ) -> Predicate:
         if f.code == "_has":
             return self._has(res, res_type, f)
         if f.chain is not None:
@@ -114,16 +165,16 @@ class FilterCompiler:
         if f.code == "_lastUpdated":
             column = res.c.last_updated
             return or_(*(_date_test(v, column, column, f.code) for v in f.values))
-        param = self.registry.get(res_type, f.code)
-        if param is None:
-            raise InvalidInput(f"unknown search parameter {f.key()!r} for {res_type}")
+        param = self._param(res_type, f)
         if f.modifier == "missing":
-            rows = self._rows(param, res_type, param.code, idx_table(param.type), true())
-            has = res.c.pk.in_(rows)
+            table = idx_table(param.type)
+            rows = self._rows(param, res_type, param.code, table, true())
+            has = _has_rows(res, table, rows, correlated)
             return not_(has) if f.values[0].value == "true" else has
         table, param_name, tests = self._value_tests(param, f)
         rows = self._rows(param, res_type, param_name, table, or_(*tests))
-        return res.c.pk.not_in(rows) if f.modifier == "not" else res.c.pk.in_(rows)
+        found = _has_rows(res, table, rows, correlated)
+        return not_(found) if f.modifier == "not" else found
 
     def _rows(
         self, param: SearchParam, res_type: str, param_name: str, table: Any, test: Predicate
@@ -274,6 +325,13 @@ class FilterCompiler:
             )
         )
         return res.c.id.in_(rows)
+
+
+def _has_rows(res: FromClause, table: Any, rows: Select[Any], correlated: bool) -> Predicate:
+    """``res``'s row has one of ``rows`` (index rows of ``table``)."""
+    if not correlated:
+        return res.c.pk.in_(rows)
+    return rows.where(table.c.resource_pk == res.c.pk).exists()
 
 
 def idx_table(kind: str) -> Any:
