@@ -46,7 +46,7 @@ def _from_patients(store: Store, res_type: str, query: str, listed: ListedPatien
     request = parse_search(res_type, parse_qs(query), store.registry)
     compiler = FilterCompiler(store.registry, store.dialect.is_postgres, listed)
     with store.begin(readonly=True) as tx:
-        return driving.patients_first(tx.conn, compiler, listed, res_type, request.filters)
+        return driving.patients_first(tx, compiler, listed, res_type, request.filters)
 
 
 def test_few_patients_and_a_common_code_start_from_the_patients(region: Store) -> None:

@@ -122,7 +122,7 @@ def _from_patients(
     listed = scope.listed(request.resource_type)
     if listed is None:
         return False
-    return driving.patients_first(tx.conn, compiler, listed, request.resource_type, request.filters)
+    return driving.patients_first(tx, compiler, listed, request.resource_type, request.filters)
 
 
 def _scoped(scope: RowScope | None, alias: Any, res_type: str | None) -> list[Any]:

@@ -33,7 +33,7 @@ Semantics (FHIR R4 §3.1.1), where the specification leaves a choice:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -108,6 +108,9 @@ class FilterCompiler:
     # The access policy's row filter (``Access.condition``): applied to the resources a chain
     # or a _has reaches too, so a criterion never tests what the caller may not see.
     scope: RowScope | None = None
+    _matched: dict[tuple[str, Filter], tuple[Any, Select[Any]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def _scoped(self, alias: FromClause, res_type: str) -> list[Predicate]:
         if self.scope is None:
@@ -137,17 +140,26 @@ class FilterCompiler:
             return None
         if f.modifier == "not" or (f.modifier == "missing" and f.values[0].value == "true"):
             return None
-        param = self._param(res_type, f)
-        if f.modifier == "missing":
-            return self._rows(param, res_type, param.code, idx_table(param.type), true())
-        table, param_name, tests = self._value_tests(param, f)
-        return self._rows(param, res_type, param_name, table, or_(*tests))
+        return self._matching(res_type, f)[1]
 
-    def _param(self, res_type: str, f: Filter) -> SearchParam:
-        param = self.registry.get(res_type, f.code)
-        if param is None:
-            raise InvalidInput(f"unknown search parameter {f.key()!r} for {res_type}")
-        return param
+    def _matching(self, res_type: str, f: Filter) -> tuple[Any, Select[Any]]:
+        """The index table and rows a filter tests (``:missing`` and ``:not`` aside), built
+        once: planning (``driving``) and the statement share them, and building SQLAlchemy
+        expressions costs more than running a small indexed count."""
+        key = (res_type, f)
+        found = self._matched.get(key)
+        if found is None:
+            param = self.registry.get(res_type, f.code)
+            if param is None:
+                raise InvalidInput(f"unknown search parameter {f.key()!r} for {res_type}")
+            if f.modifier == "missing":
+                table = idx_table(param.type)
+                found = (table, self._rows(param, res_type, param.code, table, true()))
+            else:
+                table, param_name, tests = self._value_tests(param, f)
+                found = (table, self._rows(param, res_type, param_name, table, or_(*tests)))
+            self._matched[key] = found
+        return found
 
     def predicate(
         self, res: FromClause, res_type: str, f: Filter, *, correlated: bool = False
@@ -165,15 +177,10 @@ class FilterCompiler:
         if f.code == "_lastUpdated":
             column = res.c.last_updated
             return or_(*(_date_test(v, column, column, f.code) for v in f.values))
-        param = self._param(res_type, f)
-        if f.modifier == "missing":
-            table = idx_table(param.type)
-            rows = self._rows(param, res_type, param.code, table, true())
-            has = _has_rows(res, table, rows, correlated)
-            return not_(has) if f.values[0].value == "true" else has
-        table, param_name, tests = self._value_tests(param, f)
-        rows = self._rows(param, res_type, param_name, table, or_(*tests))
+        table, rows = self._matching(res_type, f)
         found = _has_rows(res, table, rows, correlated)
+        if f.modifier == "missing":
+            return not_(found) if f.values[0].value == "true" else found
         return not_(found) if f.modifier == "not" else found
 
     def _rows(
