@@ -143,9 +143,9 @@ class FilterCompiler:
         return self._matching(res_type, f)[1]
 
     def _matching(self, res_type: str, f: Filter) -> tuple[Any, Select[Any]]:
-        """The index table and rows a filter tests (``:missing`` and ``:not`` aside), built
-        once: planning (``driving``) and the statement share them, and building SQLAlchemy
-        expressions costs more than running a small indexed count."""
+        """The index table and the rows a filter's values match (for ``:missing``, every row
+        of the parameter), built once: planning (``driving``) and the statement share them,
+        and building SQLAlchemy expressions costs more than running a small indexed count."""
         key = (res_type, f)
         found = self._matched.get(key)
         if found is None:
