@@ -36,9 +36,16 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from parcours.errors import Conflict, InvalidResource
-from parcours.store.clock import instant, now_ms
+from parcours.store.clock import now_ms
 from parcours.store.compartment import patient_of
-from parcours.store.repository import Resource, Transaction, Validator, check_id
+from parcours.store.repository import (
+    Resource,
+    Transaction,
+    Validator,
+    as_version,
+    check_id,
+    resource_type,
+)
 from parcours.store.schema import INDEX_TABLES, outbox, resource, resource_version
 
 __all__ = ["MAX_RESOURCES", "create_new", "first_version"]
@@ -158,22 +165,14 @@ def create_new(
 def first_version(res: Resource, stamp: int) -> Resource:
     """The content ``Transaction.create`` validates and stores: the resource as version 1,
     last updated at ``stamp`` (ms since the epoch)."""
-    res_type = res.get("resourceType")
-    if not isinstance(res_type, str) or not res_type:
-        raise InvalidResource("the resource has no resourceType")
+    res_type = resource_type(res)
     if res_type in _UNSUPPORTED:
         raise ValueError(f"create_new does not write {res_type} resources; use tx.update")
     res_id = res.get("id")
     if not isinstance(res_id, str):
         raise InvalidResource("an update needs the resource's id in its body", [])
     check_id(res_id)
-    content = dict(res)
-    content["id"] = res_id
-    meta = dict(content.get("meta") or {})
-    meta["versionId"] = "1"
-    meta["lastUpdated"] = instant(stamp)
-    content["meta"] = meta
-    return content
+    return as_version(res, res_id, 1, stamp)
 
 
 def _prepare(tx: Transaction, res: Resource, validate: Validator) -> _Prepared:

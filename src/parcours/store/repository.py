@@ -52,6 +52,8 @@ __all__ = [
     "Validator",
     "WriteHook",
     "WriteResult",
+    "as_version",
+    "resource_type",
 ]
 
 Resource = dict[str, Any]
@@ -390,7 +392,7 @@ class Transaction:
         self, res: Resource, *, res_id: str | None = None, _known_absent: bool = False
     ) -> Resource:
         """Store a new resource under a server-assigned id (or ``res_id`` for update-as-create)."""
-        res_type = _resource_type(res)
+        res_type = resource_type(res)
         new_id = res_id or str(uuid.uuid4())
         check_id(new_id)
         # A fresh UUID needs no look-up: the unique index still guards against the impossible.
@@ -418,7 +420,7 @@ class Transaction:
 
     def update(self, res: Resource, *, if_match: int | None = None) -> WriteResult:
         """Store a new version; creates the resource when the id is unknown (update-as-create)."""
-        res_type = _resource_type(res)
+        res_type = resource_type(res)
         res_id = res.get("id")
         if not isinstance(res_id, str):
             raise InvalidResource("an update needs the resource's id in its body", [])
@@ -516,12 +518,7 @@ class Transaction:
 
     def _prepare(self, res: Resource, res_type: str, res_id: str, version: int) -> _Body:
         stamp = now_ms()
-        content = dict(res)
-        content["id"] = res_id
-        meta = dict(content.get("meta") or {})
-        meta["versionId"] = str(version)
-        meta["lastUpdated"] = instant(stamp)
-        content["meta"] = meta
+        content = as_version(res, res_id, version, stamp)
         self.store.validator(content)
         index = self._index(content)
         owner = patient_of(res_type, res_id, index)
@@ -636,11 +633,23 @@ class _Body:
     patient_id: str | None
 
 
-def _resource_type(res: Mapping[str, Any]) -> str:
+def resource_type(res: Mapping[str, Any]) -> str:
     res_type = res.get("resourceType")
     if not isinstance(res_type, str) or not res_type:
         raise InvalidResource("the resource has no resourceType")
     return res_type
+
+
+def as_version(res: Resource, res_id: str, version: int, stamp: int) -> Resource:
+    """The content stored for ``res`` as version ``version`` of ``res_id``, last updated at
+    ``stamp`` (ms since the epoch), before validation."""
+    content = dict(res)
+    content["id"] = res_id
+    meta = dict(content.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = instant(stamp)
+    content["meta"] = meta
+    return content
 
 
 def _same_content(stored: Resource, incoming: Mapping[str, Any]) -> bool:
