@@ -353,11 +353,7 @@ class Access:
                     access_grant.c.expires_ms > self.now_ms,
                 )
             )
-        opposed = exists().where(
-            care_opposition.c.patient_id == column,
-            opposing(caller.actors),
-            self._active(care_opposition),
-        )
+        opposed = self._opposed().where(care_opposition.c.patient_id == column).exists()
         return and_(or_(*ways), ~opposed)
 
     def listed(self, res_type: str) -> Visible | None:
