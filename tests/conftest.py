@@ -15,6 +15,9 @@ import pytest
 
 from databases import IN_CI, empty_database
 from fhir_server import LIVE
+from parcours.config import Settings
+from parcours.platform import Platform, build_platform
+from parcours.store.schema_version import ensure_schema
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database (no schema yet) of each kind."""
     yield from empty_database(request.param, tmp_path / "parcours.db")
+
+
+@pytest.fixture
+def platform(database_url: str) -> Iterator[Platform]:
+    """A platform on an empty ``database_url``, migrated (modules may define their own)."""
+    platform = build_platform(Settings(database_url=database_url))
+    ensure_schema(platform.store.engine)
+    yield platform
+    platform.close()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

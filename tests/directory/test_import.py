@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from parcours.cli import main
-from parcours.config import Settings
 from parcours.directory import CsvFormatError, import_directory
-from parcours.platform import Platform, build_platform
+from parcours.platform import Platform
 from parcours.store.schema import resource_version
-from parcours.store.schema_version import ensure_schema
 from parcours.store.search import parse_search
 
 DATA = Path(__file__).parent / "data" / "PS_LibreAcces_Personne_activite_synthetique.txt"
@@ -32,14 +29,6 @@ REJECTED = [
     (31, "Adresse e-mail 'pas-un-mail'"),
     (32, "Numéro SIRET site 'ABC'"),
 ]
-
-
-@pytest.fixture
-def platform(database_url: str) -> Iterator[Platform]:
-    platform = build_platform(Settings(database_url=database_url))
-    ensure_schema(platform.store.engine)
-    yield platform
-    platform.close()
 
 
 def _search(platform: Platform, res_type: str, **params: str) -> list[dict[str, Any]]:

@@ -458,11 +458,19 @@ def _resources(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield body
 
 
-@pytest.mark.parametrize(
-    ("role", "rel", "interaction"),
-    CELLS,
-    ids=[f"{r}-{rel}-{i.name.replace(' ', '_')}" for r, rel, i in CELLS],
-)
+Cell = tuple[str, str, Interaction]
+
+
+def _cells(cells: list[Cell]) -> pytest.MarkDecorator:
+    """Parametrize a test by (role, relationship, interaction), one readable id per cell."""
+    return pytest.mark.parametrize(
+        ("role", "rel", "interaction"),
+        cells,
+        ids=[f"{r}-{rel}-{i.name.replace(' ', '_')}" for r, rel, i in cells],
+    )
+
+
+@_cells(CELLS)
 def test_cell(world: World, role: str, rel: str, interaction: Interaction) -> None:
     _check_cell(world, role, rel, interaction)
 
@@ -473,11 +481,7 @@ def test_cell(world: World, role: str, rel: str, interaction: Interaction) -> No
 CLINICAL_CELLS = [cell for cell in CELLS if cell[0] in CLINICAL]
 
 
-@pytest.mark.parametrize(
-    ("role", "rel", "interaction"),
-    CLINICAL_CELLS,
-    ids=[f"{r}-{rel}-{i.name.replace(' ', '_')}" for r, rel, i in CLINICAL_CELLS],
-)
+@_cells(CLINICAL_CELLS)
 def test_cell_without_visible_list(
     world: World,
     role: str,
@@ -494,11 +498,7 @@ def test_cell_without_visible_list(
 CLINICAL_SEARCHES = [cell for cell in CLINICAL_CELLS if cell[2].kind == "search"]
 
 
-@pytest.mark.parametrize(
-    ("role", "rel", "interaction"),
-    CLINICAL_SEARCHES,
-    ids=[f"{r}-{rel}-{i.name.replace(' ', '_')}" for r, rel, i in CLINICAL_SEARCHES],
-)
+@_cells(CLINICAL_SEARCHES)
 def test_search_cell_from_the_patients(
     world: World,
     role: str,

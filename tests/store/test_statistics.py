@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import text
 
-from parcours.config import Settings
-from parcours.platform import Platform, build_platform
+from parcours.platform import Platform
 from parcours.store.maintenance import refresh_statistics
-from parcours.store.schema_version import ensure_schema
-
-
-@pytest.fixture
-def platform(database_url: str) -> Iterator[Platform]:
-    platform = build_platform(Settings(database_url=database_url))
-    ensure_schema(platform.store.engine)
-    yield platform
-    platform.close()
 
 
 def _analysed_tables(platform: Platform) -> set[str]:
